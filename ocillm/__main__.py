@@ -1,0 +1,5 @@
+import sys
+
+from ocillm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,295 @@
+"""Modelfile -> image: every piece its own blob, a config, a manifest, tags in the store."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ocillm.errors import BuildError, ModelfileError, NotFound
+from ocillm.gguf import is_gguf, read_gguf_info
+from ocillm.image import MODELPACK, ImageContent, Piece, Role, open_image, write_manifest
+from ocillm.image.content import Details
+from ocillm.modelfile import (
+    Command,
+    Modelfile,
+    looks_like_path,
+    parse_commands,
+    parse_modelfile,
+    resolve_path,
+)
+from ocillm.oci.digest import sha256_digest
+from ocillm.oci.models import Descriptor
+from ocillm.oci.reference import Reference, parse_reference
+from ocillm.progress import Event, Reporter, silent
+from ocillm.store import Store
+
+PullBase = Callable[[Reference], None]
+
+
+@dataclass
+class BuildResult:
+    descriptor: Descriptor
+    references: list[Reference]
+    content: ImageContent
+    format: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_modelfile(path: Path) -> tuple[Modelfile, list[Command]]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BuildError(f"{path}: no such file (name the Modelfile with -f)") from None
+    except IsADirectoryError:
+        raise BuildError(f"{path}: is a directory, not a Modelfile") from None
+    name = str(path)
+    return parse_modelfile(data, filename=name), parse_commands(data, filename=name)
+
+
+def build_image(
+    modelfile: Path,
+    tags: Sequence[Reference],
+    *,
+    store: Store,
+    context: Path | None = None,
+    fmt: str = MODELPACK,
+    quantize: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    report: Reporter = silent,
+    pull_base: PullBase | None = None,
+) -> BuildResult:
+    """Build ``modelfile`` and tag the result with every reference in ``tags``."""
+    report(Event("parsing modelfile"))
+    parsed, commands = read_modelfile(modelfile)
+    return compile_modelfile(
+        parsed,
+        tags,
+        store=store,
+        context=context or modelfile.parent,
+        filename=str(modelfile),
+        commands=commands,
+        fmt=fmt,
+        quantize=quantize,
+        labels=labels,
+        report=report,
+        pull_base=pull_base,
+    )
+
+
+def compile_modelfile(
+    m: Modelfile,
+    tags: Sequence[Reference],
+    *,
+    store: Store,
+    context: Path,
+    filename: str = "Modelfile",
+    commands: Sequence[Command] = (),
+    fmt: str = MODELPACK,
+    quantize: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    report: Reporter = silent,
+    pull_base: PullBase | None = None,
+) -> BuildResult:
+    compiler = _Compiler(store, context, filename, commands, report, pull_base)
+    with store.writing():
+        content = compiler.content(m, quantize)
+        content.labels = dict(labels or {})
+        warnings = list(m.warnings)
+        if content.labels and fmt != MODELPACK:
+            warnings.append(
+                "--label values are not carried by the ollama format (Docker schema 2 has no "
+                "annotations)"
+            )
+        content.created = _source_date()
+        report(Event("writing manifest"))
+        manifest, config = write_manifest(content, fmt)
+        store.blobs.put_bytes(config)
+        desc = store.put_manifest(manifest)
+        for ref in tags:
+            store.tag(ref, desc)
+    report(Event("success", digest=desc.digest))
+    return BuildResult(desc, list(tags), content, fmt, warnings)
+
+
+class _Compiler:
+    def __init__(
+        self,
+        store: Store,
+        context: Path,
+        filename: str,
+        commands: Sequence[Command],
+        report: Reporter,
+        pull_base: PullBase | None,
+    ) -> None:
+        self.store = store
+        self.context = context
+        self.filename = filename
+        self.commands = commands
+        self.report = report
+        self.pull_base = pull_base
+
+    def error(self, instruction: str, value: str, message: str) -> ModelfileError:
+        for c in self.commands:
+            if c.name == instruction and c.args == value:
+                return ModelfileError(message, filename=self.filename, line=c.line, column=c.column)
+        return ModelfileError(message, filename=self.filename)
+
+    def content(self, m: Modelfile, quantize: str | None) -> ImageContent:
+        pieces: list[Piece] = []
+        base_params: dict[str, Any] = {}
+        inherited = ImageContent(pieces=[])
+        for value in m.froms:
+            path = resolve_path(value, self.context)
+            if path.exists():
+                pieces.extend(self.weights("model", value, path, Role.MODEL))
+            elif looks_like_path(value):
+                raise self.error(
+                    "model", value, f"FROM {value}: no such file or directory ({path})"
+                )
+            else:
+                view = self.base_image(value)
+                inherited = view.content
+                pieces.extend(view.content.pieces)
+                base_params = view.params
+        if not any(p.role is Role.MODEL for p in pieces):
+            raise ModelfileError("FROM names no GGUF model", filename=self.filename)
+
+        def replace(role: Role, new: list[Piece]) -> None:
+            pieces[:] = [p for p in pieces if p.role is not role] + new
+
+        if m.adapters:
+            replace(Role.ADAPTER, [a for v in m.adapters for a in self.adapter(v)])
+        if m.draft:
+            path = resolve_path(m.draft, self.context)
+            if not path.exists():
+                raise self.error("draft", m.draft, f"DRAFT {m.draft}: no such file ({path})")
+            replace(Role.DRAFT, self.weights("draft", m.draft, path, Role.DRAFT))
+        if m.template is not None:
+            self.check_template(m.template)
+            replace(Role.TEMPLATE, [self.text(Role.TEMPLATE, m.template)])
+        if m.system is not None:
+            replace(Role.SYSTEM, [self.text(Role.SYSTEM, m.system)])
+        params = {**base_params, **m.parameters}
+        if m.parameters:
+            body = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            replace(Role.PARAMS, [self.text(Role.PARAMS, body)])
+        if m.messages:
+            body = json.dumps([msg.model_dump() for msg in m.messages], ensure_ascii=False)
+            replace(Role.MESSAGES, [self.text(Role.MESSAGES, body)])
+        if m.licenses:
+            replace(Role.LICENSE, [self.text(Role.LICENSE, text) for text in m.licenses])
+        if quantize:
+            model = next(p for p in pieces if p.role is Role.MODEL)
+            quantized = self.quantize(model, quantize)
+            pieces = [quantized if p is model else p for p in pieces]
+        model = next(p for p in pieces if p.role is Role.MODEL)
+        info = read_gguf_info(self.store.blobs.path(model.digest))
+        return ImageContent(
+            pieces=pieces,
+            details=Details(
+                format="gguf",
+                family=info.architecture,
+                parameter_size=info.parameter_size,
+                quantization_level=info.file_type,
+            ),
+            requires=m.requires or inherited.requires,
+            renderer=m.renderer or inherited.renderer,
+            parser=m.parser or inherited.parser,
+        )
+
+    def base_image(self, value: str) -> Any:
+        try:
+            ref = parse_reference(value)
+        except Exception as e:
+            raise self.error("model", value, f"FROM {value}: {e}") from None
+        try:
+            return open_image(self.store, ref)
+        except NotFound:
+            if self.pull_base is None:
+                raise self.error(
+                    "model",
+                    value,
+                    f"FROM {value}: not in the local store, and pulling a base image from a "
+                    f"registry is not supported yet; run `ocillm pull {value}` first",
+                ) from None
+        self.pull_base(ref)
+        return open_image(self.store, ref)
+
+    def weights(self, instruction: str, value: str, path: Path, role: Role) -> list[Piece]:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix == ".gguf" and p.is_file())
+            if not files:
+                if any(path.glob("*.safetensors")):
+                    raise self.error(
+                        instruction,
+                        value,
+                        f"{path}: safetensors models are not supported; convert to GGUF first "
+                        "(llama.cpp's convert_hf_to_gguf.py)",
+                    )
+                raise self.error(instruction, value, f"{path}: no .gguf file in this directory")
+        else:
+            files = [path]
+        pieces = []
+        for file in files:
+            if not is_gguf(file):
+                raise self.error(instruction, value, f"{file}: not a GGUF file")
+            self.report(Event(f"copying {file.name}", total=file.stat().st_size, completed=0))
+            digest, size, new = self.store.blobs.import_file(file)
+            self.report(_layer_event(digest, new, size))
+            actual = role
+            if role is Role.MODEL and _is_projector(file):
+                actual = Role.PROJECTOR
+            pieces.append(Piece(actual, digest, size))
+        return pieces
+
+    def adapter(self, value: str) -> list[Piece]:
+        path = resolve_path(value, self.context)
+        if not path.exists():
+            raise self.error("adapter", value, f"ADAPTER {value}: no such file ({path})")
+        return self.weights("adapter", value, path, Role.ADAPTER)
+
+    def text(self, role: Role, body: str) -> Piece:
+        data = body.encode("utf-8")
+        new = not self.store.blobs.has(sha256_digest(data))
+        digest = self.store.blobs.put_bytes(data)
+        self.report(_layer_event(digest, new, len(data)))
+        return Piece(role, digest, len(data))
+
+    def check_template(self, text: str) -> None:
+        from ocillm.template import parse_template
+
+        parse_template(text, name=f"{self.filename} TEMPLATE")
+
+    def quantize(self, model: Piece, target: str) -> Piece:
+        from ocillm.build.quantize import quantize_blob
+
+        return quantize_blob(self.store, model, target, self.report)
+
+
+def _layer_event(digest: str, new: bool, size: int) -> Event:
+    verb = "creating new layer" if new else "using existing layer"
+    return Event(f"{verb} {digest}", digest=digest, total=size, completed=size)
+
+
+def _is_projector(path: Path) -> bool:
+    try:
+        info = read_gguf_info(path)
+    except Exception:
+        return False
+    return info.architecture == "clip" or str(info.metadata.get("general.type", "")) == "mmproj"
+
+
+def _source_date() -> str | None:
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return None
+    try:
+        stamp = datetime.fromtimestamp(int(raw), timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise BuildError(f"SOURCE_DATE_EPOCH={raw!r}: expected seconds since 1970") from None
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,76 @@
+"""The ``ocillm`` command: typer commands stay thin; the library does the work."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+import typer
+
+from ocillm import __version__
+from ocillm.errors import OcillmError
+
+app = typer.Typer(
+    name="ocillm",
+    help="Build, ship and serve local LLMs as OCI images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ocillm version {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", "-v", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Build, ship and serve local LLMs as OCI images."""
+
+
+def _register() -> None:
+    # Imported for their side effect: each module adds its commands to `app`.
+    from ocillm.cli import build_cmd, images_cmd  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors print one line and exit 1 (usage errors 2), never a traceback."""
+    _register()
+    debug = os.environ.get("OCILLM_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    try:
+        app(args=argv, prog_name="ocillm", standalone_mode=False)
+        return 0
+    except OcillmError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return int(e.exit_code or 0)
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except click.exceptions.Abort:
+        print("Aborted.", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"Error: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+            print("Set OCILLM_DEBUG=1 for the traceback.", file=sys.stderr)
+        return 1

@@ -1,0 +1,95 @@
+"""``ocillm build`` and ``ocillm lint``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ocillm.cli.app import app
+from ocillm.cli.common import open_store, parse_labels, ref
+from ocillm.cli.output import Mode, emit_json, mode_of, reporter, stderr
+from ocillm.errors import UsageError
+from ocillm.image import WRITABLE_FORMATS
+
+
+def _modelfile_path(file: Path | None, context: Path | None) -> Path:
+    if file is not None:
+        return file
+    base = context or Path.cwd()
+    return base / "Modelfile"
+
+
+@app.command()
+def build(
+    context: Path | None = typer.Argument(
+        None, help="Directory FROM/ADAPTER paths resolve against (default: the Modelfile's)."
+    ),
+    file: Path | None = typer.Option(None, "-f", "--file", help="Modelfile (default ./Modelfile)."),
+    tag: list[str] = typer.Option([], "-t", "--tag", help="Reference to tag the image with."),
+    fmt: str = typer.Option("modelpack", "--format", help="modelpack (OCI, default) or ollama."),
+    quantize: str | None = typer.Option(None, "-q", "--quantize", help="e.g. q4_K_M, q8_0."),
+    label: list[str] = typer.Option([], "--label", help="KEY=VALUE manifest annotation."),
+    json_out: bool = typer.Option(False, "--json", help="Print NDJSON progress events."),
+    quiet: bool = typer.Option(False, "--quiet", help="Print only the image digest."),
+) -> None:
+    """Build an image from a Modelfile into the local store."""
+    from ocillm.build import build_image
+
+    if not tag:
+        raise UsageError("name the image with -t REF (for example -t my-model:1.0)")
+    if fmt not in WRITABLE_FORMATS:
+        raise UsageError(f"--format {fmt!r}: expected one of {', '.join(WRITABLE_FORMATS)}")
+    refs = [ref(t) for t in tag]
+    mode = mode_of(json_out, quiet)
+    modelfile = _modelfile_path(file, context)
+    store = open_store()
+    with reporter(mode) as report:
+        result = build_image(
+            modelfile,
+            refs,
+            store=store,
+            context=context,
+            fmt=fmt,
+            quantize=quantize,
+            labels=parse_labels(label),
+            report=report,
+        )
+    for warning in result.warnings:
+        stderr.print(f"warning: {warning}", style="yellow")
+    digest = result.descriptor.digest
+    if mode is Mode.JSON:
+        emit_json({"status": "built", "digest": digest, "references": [str(r) for r in refs]})
+    elif mode is Mode.QUIET:
+        typer.echo(digest)
+    else:
+        typer.echo(f"Built {digest} ({fmt})")
+        for r in refs:
+            typer.echo(f"Tagged {r.display()}")
+
+
+@app.command()
+def lint(
+    context: Path | None = typer.Argument(None, help="Directory paths resolve against."),
+    file: Path | None = typer.Option(None, "-f", "--file", help="Modelfile (default ./Modelfile)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the errors as JSON."),
+) -> None:
+    """Check a Modelfile without building; exit 1 with every error found."""
+    from ocillm.build import lint_file
+
+    modelfile = _modelfile_path(file, context)
+    errors = lint_file(modelfile, context)
+    if json_out:
+        emit_json(
+            [
+                {"file": e.filename, "line": e.line, "column": e.column, "message": e.message}
+                for e in errors
+            ]
+        )
+    else:
+        for e in errors:
+            typer.echo(e.format(), err=True)
+        if not errors:
+            typer.echo(f"{modelfile}: ok")
+    if errors:
+        raise typer.Exit(1)

@@ -1,0 +1,203 @@
+"""Commands over the local store: list, show, inspect, tag, rm, prune."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from ocillm.cli.app import app
+from ocillm.cli.common import open_store, ref
+from ocillm.cli.output import emit_json, human_bytes, human_time, table
+from ocillm.errors import OcillmError
+
+
+@app.command("list")
+def list_images(
+    prefix: str | None = typer.Argument(None, help="Only names starting with this."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (as /api/tags)."),
+) -> None:
+    """List the images in the local store (NAME, ID, SIZE, MODIFIED)."""
+    from ocillm.image import open_image
+
+    store = open_store()
+    rows: list[list[str]] = []
+    entries: list[dict[str, Any]] = []
+    records = sorted(store.images(), key=lambda r: r.modified, reverse=True)
+    for record in records:
+        name = record.reference.display()
+        if prefix and not name.startswith(prefix):
+            continue
+        try:
+            view = open_image(store, record.reference)
+            size = view.size
+            details = view.content.details
+        except OcillmError:
+            continue  # not a model image (another tool's entry); `inspect` still shows it
+        digest_hex = record.descriptor.digest.split(":", 1)[1]
+        rows.append([name, digest_hex[:12], human_bytes(size), human_time(record.modified)])
+        entries.append(
+            {
+                "name": name,
+                "model": name,
+                "modified_at": record.modified.isoformat(),
+                "size": size,
+                "digest": digest_hex,
+                "details": {
+                    "format": details.format,
+                    "family": details.family,
+                    "families": [details.family] if details.family else None,
+                    "parameter_size": details.parameter_size,
+                    "quantization_level": details.quantization_level,
+                },
+            }
+        )
+    if json_out:
+        emit_json({"models": entries})
+    else:
+        typer.echo(table(["NAME", "ID", "SIZE", "MODIFIED"], rows))
+
+
+app.command("ls", hidden=True)(list_images)
+
+
+def _section(title: str, rows: list[tuple[str, str]]) -> str:
+    width = max((len(k) for k, _ in rows), default=0)
+    lines = [f"  {title}"]
+    lines += [f"    {k.ljust(width + 4)}{v}".rstrip() for k, v in rows]
+    return "\n".join(lines)
+
+
+def _human_show(data: dict[str, Any], model_info: dict[str, Any]) -> str:
+    arch = str(model_info.get("general.architecture", data["details"]["family"]))
+
+    def kv(key: str) -> Any:
+        return model_info.get(f"{arch}.{key}")
+
+    model_rows = [("architecture", arch), ("parameters", data["details"]["parameter_size"])]
+    for label, key in (
+        ("context length", "context_length"),
+        ("embedding length", "embedding_length"),
+    ):
+        if kv(key) is not None:
+            model_rows.append((label, str(kv(key))))
+    model_rows.append(("quantization", data["details"]["quantization_level"]))
+    parts = [_section("Model", model_rows)]
+    parts.append(_section("Capabilities", [(c, "") for c in data["capabilities"]]))
+    if data["parameters"]:
+        rows = []
+        for line in data["parameters"].splitlines():
+            key, _, value = line.partition(" ")
+            rows.append((key, value.strip()))
+        parts.append(_section("Parameters", rows))
+    if data["system"]:
+        parts.append(_section("System", [(line, "") for line in data["system"].splitlines()[:4]]))
+    if data["license"]:
+        lines = [ln for ln in data["license"].splitlines() if ln.strip()][:2]
+        parts.append(_section("License", [(ln.strip(), "") for ln in lines]))
+    return "\n\n".join(parts) + "\n"
+
+
+@app.command()
+def show(
+    reference: str = typer.Argument(..., help="Image reference."),
+    modelfile: bool = typer.Option(False, "--modelfile", help="Print the Modelfile."),
+    parameters: bool = typer.Option(False, "--parameters", help="Print the parameters."),
+    template: bool = typer.Option(False, "--template", help="Print the template."),
+    system: bool = typer.Option(False, "--system", help="Print the system message."),
+    license_: bool = typer.Option(False, "--license", help="Print the license."),
+    verbose: bool = typer.Option(False, "--verbose", help="Full metadata arrays and tensors."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (as /api/show)."),
+) -> None:
+    """Show what an image holds, as `ollama show` does."""
+    from ocillm.image import open_image
+    from ocillm.image.describe import show as describe
+
+    view = open_image(open_store(), ref(reference))
+    data = describe(view, verbose=verbose)
+    if json_out:
+        emit_json(data)
+    elif modelfile:
+        typer.echo(data["modelfile"], nl=False)
+    elif parameters:
+        typer.echo(data["parameters"])
+    elif template:
+        typer.echo(data["template"])
+    elif system:
+        typer.echo(data["system"])
+    elif license_:
+        typer.echo(data["license"])
+    else:
+        typer.echo(_human_show(data, data["model_info"]))
+
+
+@app.command()
+def inspect(reference: str = typer.Argument(..., help="Image reference.")) -> None:
+    """Print the manifest and config of an image as JSON."""
+    from ocillm.image import detect_format
+    from ocillm.image.formats import parse_config
+
+    store = open_store()
+    r = ref(reference)
+    desc = store.resolve(r)
+    manifest = store.manifest(desc)
+    config = parse_config(store.blobs.read_bytes(manifest.config.digest))
+    try:
+        fmt = detect_format(manifest)
+    except OcillmError:
+        fmt = "unknown"
+    typer.echo(
+        json.dumps(
+            {
+                "reference": str(r),
+                "digest": desc.digest,
+                "mediaType": desc.media_type,
+                "format": fmt,
+                "manifest": manifest.wire(),
+                "config": config,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+
+
+@app.command()
+def tag(
+    source: str = typer.Argument(..., help="Existing image."),
+    target: str = typer.Argument(..., help="New reference."),
+) -> None:
+    """Give an image another name (no data is copied)."""
+    store = open_store()
+    src, dst = ref(source), ref(target)
+    store.tag(dst, store.resolve(src))
+    typer.echo(f"copied '{src.display()}' to '{dst.display()}'")
+
+
+app.command("cp", help="Alias of tag.")(tag)
+
+
+@app.command()
+def rm(references: list[str] = typer.Argument(..., help="Images to remove.")) -> None:
+    """Remove images; blobs no other image uses are deleted."""
+    store = open_store()
+    failed: list[OcillmError] = []
+    for text in references:
+        try:
+            r = ref(text)
+            store.remove(r)
+            typer.echo(f"deleted '{r.display()}'")
+        except OcillmError as e:
+            failed.append(e)
+    if failed:
+        for e in failed[:-1]:
+            typer.echo(f"Error: {e}", err=True)
+        raise failed[-1]
+
+
+@app.command()
+def prune() -> None:
+    """Delete blobs no image references."""
+    count, freed = open_store().prune()
+    typer.echo(f"deleted {count} unreferenced blobs, freed {human_bytes(freed)}")

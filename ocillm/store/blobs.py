@@ -1,0 +1,168 @@
+"""Content-addressed blobs under ``blobs/sha256``; partial data lives in ``ingest/`` until verified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO, NamedTuple
+
+from ocillm.errors import BuildError, DigestMismatch, NotFound, StoreError
+from ocillm.oci.digest import check_digest, digest_hex
+from ocillm.store.copyfile import copy_and_hash, hash_file
+from ocillm.store.digestcache import DigestCache, file_key
+from ocillm.store.locks import fsync_dir
+
+SMALL_BLOB_LIMIT = 64 << 20
+
+
+class Imported(NamedTuple):
+    digest: str
+    size: int
+    new: bool  # False when the store already held this content
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / "blobs" / "sha256"
+        self.ingest = root / "ingest"
+        self.cache = DigestCache(root / "cache" / "digests.json")
+
+    def ensure(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ingest.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        return self.dir / digest_hex(digest)
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} not found") from None
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} not found") from None
+
+    def read_bytes(self, digest: str) -> bytes:
+        """A small blob (manifest, config, text layer), verified against its digest."""
+        path = self.path(digest)
+        try:
+            if path.stat().st_size > SMALL_BLOB_LIMIT:
+                raise StoreError(f"blob {digest} is too large to read into memory")
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} not found") from None
+        actual = "sha256:" + hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise DigestMismatch(digest, actual, what=f"stored blob at {path}")
+        return data
+
+    def digests(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted("sha256:" + p.name for p in self.dir.iterdir() if len(p.name) == 64)
+
+    def remove(self, digest: str) -> int:
+        path = self.path(digest)
+        try:
+            size = path.stat().st_size
+            path.unlink()
+            return size
+        except FileNotFoundError:
+            return 0
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def temp_path(self) -> Path:
+        self.ingest.mkdir(parents=True, exist_ok=True)
+        return self.ingest / f"tmp-{os.getpid()}-{uuid.uuid4().hex}"
+
+    def partial_path(self, digest: str) -> Path:
+        """Where a resumable download of ``digest`` accumulates (kept across runs)."""
+        self.ingest.mkdir(parents=True, exist_ok=True)
+        return self.ingest / f"{digest_hex(digest)}.partial"
+
+    def commit(self, tmp: Path, *, expected: str | None = None, known: str | None = None) -> str:
+        """Give a verified file its final name. ``known`` skips hashing when already hashed.
+
+        On a mismatch the temp file is deleted and nothing becomes visible.
+        """
+        try:
+            actual = known or hash_file(tmp)[0]
+            if expected is not None and actual != check_digest(expected):
+                raise DigestMismatch(expected, actual)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            final = self.path(actual)
+            if final.exists():
+                tmp.unlink()
+            else:
+                os.replace(tmp, final)
+                fsync_dir(self.dir)
+            return actual
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        if self.has(digest):
+            return digest
+        tmp = self.temp_path()
+        with open(tmp, "wb") as f:
+            f.write(data)
+        return self.commit(tmp, known=digest)
+
+    def put_stream(
+        self, chunks: Iterable[bytes], *, expected: str | None = None
+    ) -> tuple[str, int]:
+        """Write a stream, hashing as it goes; verified against ``expected`` before it is visible."""
+        tmp = self.temp_path()
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    h.update(chunk)
+                    f.write(chunk)
+                    size += len(chunk)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self.commit(tmp, expected=expected, known="sha256:" + h.hexdigest()), size
+
+    def import_file(self, src: Path) -> Imported:
+        """Copy a local file into the store (reflink or kernel copy) while hashing it.
+
+        A digest cache keyed on (device, inode, size, mtime_ns) makes unchanged inputs free.
+        """
+        try:
+            before = os.stat(src)
+        except FileNotFoundError:
+            raise BuildError(f"{src}: no such file") from None
+        cached = self.cache.get(before)
+        if cached is not None and self.has(cached):
+            return Imported(cached, before.st_size, False)
+        tmp = self.temp_path()
+        try:
+            digest, size, _ = copy_and_hash(src, tmp)
+            after = os.stat(src)
+            if file_key(after) != file_key(before) or size != before.st_size:
+                raise BuildError(f"{src}: the file changed while it was being copied")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        new = not self.has(digest)
+        digest = self.commit(tmp, known=digest)
+        self.cache.put(before, digest)
+        return Imported(digest, size, new)

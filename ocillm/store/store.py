@@ -1,0 +1,224 @@
+"""The local store: an OCI image layout that many processes may use at once.
+
+``index.json`` holds one entry per tag, its ``org.opencontainers.image.ref.name`` the fully
+qualified reference, so skopeo and oras read the store directly. Updates of ``index.json`` hold an
+exclusive lock; builds and pulls hold the GC lock shared while they write, and ``prune`` takes it
+exclusively, so it never deletes a blob a concurrent build or pull is about to reference.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ocillm.config import settings
+from ocillm.errors import NotFound, StoreError
+from ocillm.oci import mediatypes as mt
+from ocillm.oci.models import Descriptor, Index, Manifest, canonical_json
+from ocillm.oci.reference import Reference
+from ocillm.store.blobs import BlobStore
+from ocillm.store.locks import atomic_write, file_lock
+
+LAYOUT = {"imageLayoutVersion": "1.0.0"}
+STALE_TEMP_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    reference: Reference
+    descriptor: Descriptor
+    modified: datetime
+
+
+class Store:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.blobs = BlobStore(root)
+        self._index_path = root / "index.json"
+        self._locks = root / "locks"
+        self._ensure_layout()
+
+    @classmethod
+    def open(cls, root: Path | None = None) -> Store:
+        return cls(root or settings().models)
+
+    def _ensure_layout(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.blobs.ensure()
+            if not (self.root / "oci-layout").exists():
+                atomic_write(self.root / "oci-layout", canonical_json(LAYOUT))
+            if not self._index_path.exists():
+                with file_lock(self._locks / "index.lock"):
+                    if not self._index_path.exists():
+                        atomic_write(self._index_path, canonical_json(Index().wire()))
+        except OSError as e:
+            raise StoreError(f"cannot use the store at {self.root}: {e.strerror or e}") from e
+
+    # -- index -----------------------------------------------------------------------------
+
+    def read_index(self) -> Index:
+        try:
+            return Index.model_validate_json(self._index_path.read_bytes())
+        except FileNotFoundError:
+            return Index()
+        except ValueError as e:
+            raise StoreError(f"{self._index_path} is not a valid OCI index: {e}") from e
+
+    def _update_index(self, change: Callable[[Index], None]) -> None:
+        with file_lock(self._locks / "index.lock"):
+            index = self.read_index()
+            change(index)
+            atomic_write(self._index_path, canonical_json(index.wire()))
+
+    def tag(self, ref: Reference, manifest: Descriptor) -> None:
+        """Point ``ref`` at a manifest already in the store (replacing what it named before)."""
+        if not self.blobs.has(manifest.digest):
+            raise StoreError(f"cannot tag {ref}: manifest {manifest.digest} is not in the store")
+        name = str(ref)
+        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        entry = Descriptor(
+            media_type=manifest.media_type,
+            digest=manifest.digest,
+            size=manifest.size,
+            artifact_type=manifest.artifact_type,
+            annotations={mt.ANN_REF_NAME: name, mt.ANN_MODIFIED: stamp},
+        )
+
+        def change(index: Index) -> None:
+            index.manifests = [m for m in index.manifests if m.annotation(mt.ANN_REF_NAME) != name]
+            index.manifests.append(entry)
+
+        self._update_index(change)
+
+    def untag(self, ref: Reference) -> Descriptor:
+        name = str(ref)
+        removed: list[Descriptor] = []
+
+        def change(index: Index) -> None:
+            keep: list[Descriptor] = []
+            for m in index.manifests:
+                (removed if m.annotation(mt.ANN_REF_NAME) == name else keep).append(m)
+            index.manifests = keep
+
+        self._update_index(change)
+        if not removed:
+            raise NotFound(f"model '{ref.display()}' not found")
+        return removed[0]
+
+    def images(self) -> list[ImageRecord]:
+        records = []
+        for m in self.read_index().manifests:
+            name = m.annotation(mt.ANN_REF_NAME)
+            if not name:
+                continue
+            try:
+                ref = Reference.parse(name)
+            except Exception:
+                continue  # an entry some other tool wrote; not ours to list
+            records.append(ImageRecord(ref, m, _modified(m)))
+        return records
+
+    def resolve(self, ref: Reference) -> Descriptor:
+        """The manifest descriptor ``ref`` names: by tag, or by digest when pinned."""
+        records = self.images()
+        if ref.digest is not None:
+            for r in records:
+                if r.descriptor.digest == ref.digest and r.reference.name == ref.name:
+                    return r.descriptor
+            if self.blobs.has(ref.digest):
+                data = self.blobs.read_bytes(ref.digest)
+                media = json.loads(data).get("mediaType") or mt.OCI_MANIFEST
+                return Descriptor(media_type=media, digest=ref.digest, size=len(data))
+            raise NotFound(f"model '{ref.display()}' not found")
+        name = str(ref)
+        for r in records:
+            if str(r.reference) == name:
+                return r.descriptor
+        raise NotFound(f"model '{ref.display()}' not found")
+
+    def manifest(self, desc: Descriptor) -> Manifest:
+        data = self.blobs.read_bytes(desc.digest)
+        try:
+            return Manifest.from_bytes(data)
+        except ValueError as e:
+            raise StoreError(f"manifest {desc.digest} is not valid: {e}") from e
+
+    def put_manifest(self, manifest: Manifest) -> Descriptor:
+        data = manifest.to_bytes()
+        digest = self.blobs.put_bytes(data)
+        return Descriptor(
+            media_type=manifest.media_type or mt.OCI_MANIFEST,
+            digest=digest,
+            size=len(data),
+            artifact_type=manifest.artifact_type,
+        )
+
+    # -- garbage collection ----------------------------------------------------------------
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold while writing blobs that a tag will reference: prune waits for it."""
+        with file_lock(self._locks / "gc.lock", shared=True):
+            yield
+
+    def referenced(self) -> set[str]:
+        digests: set[str] = set()
+        for m in self.read_index().manifests:
+            digests.add(m.digest)
+            try:
+                manifest = self.manifest(m)
+            except (NotFound, StoreError):
+                continue
+            digests.add(manifest.config.digest)
+            digests.update(layer.digest for layer in manifest.layers)
+        return digests
+
+    def prune(self) -> tuple[int, int]:
+        """Delete blobs no tagged manifest references; returns (count, bytes freed)."""
+        with file_lock(self._locks / "gc.lock"):
+            keep = self.referenced()
+            count = freed = 0
+            for digest in self.blobs.digests():
+                if digest not in keep:
+                    freed += self.blobs.remove(digest)
+                    count += 1
+            cutoff = time.time() - STALE_TEMP_SECONDS
+            for tmp in self.blobs.ingest.glob("tmp-*"):
+                try:
+                    if tmp.stat().st_mtime < cutoff:
+                        freed += tmp.stat().st_size
+                        tmp.unlink()
+                except FileNotFoundError:
+                    pass
+            return count, freed
+
+    def remove(self, ref: Reference) -> int:
+        """Untag ``ref``; delete the blobs it alone used unless a build or pull is running."""
+        desc = self.untag(ref)
+        with file_lock(self._locks / "gc.lock", blocking=False) as locked:
+            if not locked:
+                return 0  # left for `ocillm prune`
+            keep = self.referenced()
+            try:
+                manifest = self.manifest(desc)
+                candidates = {desc.digest, manifest.config.digest}
+                candidates.update(layer.digest for layer in manifest.layers)
+            except (NotFound, StoreError):
+                candidates = {desc.digest}
+            return sum(self.blobs.remove(d) for d in candidates - keep)
+
+
+def _modified(desc: Descriptor) -> datetime:
+    stamp = desc.annotation(mt.ANN_MODIFIED)
+    if stamp:
+        try:
+            return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+        except ValueError:
+            pass
+    return datetime.fromtimestamp(0, timezone.utc)

@@ -1,0 +1,234 @@
+"""Write a tiny random-weight GGUF that llama.cpp loads and runs.
+
+The model is a llama-architecture transformer with a handful of layers and a small SentencePiece
+("llama") vocabulary: ``<unk>``, ``<s>``, ``</s>``, two ChatML control tokens, the 256 byte
+fallback tokens and a few hundred ordinary pieces. The weights are random (seeded), so the text it
+generates is noise, but every code path of loading, tokenizing, generating and embedding is real.
+
+The output is deterministic: the same arguments always give the same bytes (same sha256).
+
+Usable as a library (``write_tiny_gguf(path)``) and as a script::
+
+    python registry-fixtures/tiny_gguf.py OUT.gguf [--seed N] [--file-type F32|F16] [--embedding]
+"""
+
+from __future__ import annotations
+
+import argparse
+import string
+import sys
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+#: A small ChatML-style Jinja chat template (the shape many GGUF models ship).
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+FILE_TYPES = {
+    "F32": (gguf.LlamaFileType.ALL_F32, np.float32),
+    "F16": (gguf.LlamaFileType.MOSTLY_F16, np.float16),
+}
+
+UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+SPM_SPACE = "\u2581"  # SentencePiece's word-boundary marker
+
+_WORDS_TEXT = (
+    "hello world the a an and of to in is it you that he was for on are as with his they I at be "
+    "this have from or one had by word but not what all were we when your can said there use each "
+    "which she do how their if will up other about out many then them these so some her would make "
+    "like him into time has look two more write go see number no way could people my than first "
+    "water been call who oil its now find long down day did get come made may part model image "
+    "registry layer blob tag push pull serve chat user assistant system"
+)
+_WORDS = _WORDS_TEXT.split()
+
+
+def build_vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
+    """Tokens, scores and token types of a small SPM vocabulary of exactly ``n_vocab`` entries."""
+    tokens: list[str] = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    types: list[int] = [
+        gguf.TokenType.UNKNOWN,
+        gguf.TokenType.CONTROL,
+        gguf.TokenType.CONTROL,
+        gguf.TokenType.CONTROL,
+        gguf.TokenType.CONTROL,
+    ]
+    for b in range(256):
+        tokens.append(f"<0x{b:02X}>")
+        types.append(gguf.TokenType.BYTE)
+
+    pieces: list[str] = [SPM_SPACE]
+    pieces += list(string.ascii_lowercase + string.ascii_uppercase + string.digits)
+    pieces += list(".,!?;:'\"-()[]{}<>/\\|@#$%^&*_+=~`")
+    pieces += [SPM_SPACE + c for c in string.ascii_lowercase]
+    pieces += [SPM_SPACE + w for w in _WORDS]
+    # Fill the rest with lowercase bigrams ("ab", "ac", ...) so that merges have something to do.
+    letters = string.ascii_lowercase
+    bigrams = (a + b for a in letters for b in letters)
+    seen = set(tokens)
+    normal: list[str] = []
+    for piece in pieces:
+        if piece not in seen:
+            seen.add(piece)
+            normal.append(piece)
+    room = n_vocab - len(tokens)
+    if room < len(normal):
+        raise ValueError(
+            f"n_vocab={n_vocab} is too small: need at least {len(tokens) + len(normal)}"
+        )
+    for bigram in bigrams:
+        if len(normal) >= room:
+            break
+        if bigram not in seen:
+            seen.add(bigram)
+            normal.append(bigram)
+    if len(normal) < room:
+        raise ValueError(f"n_vocab={n_vocab} is too large for the tiny vocabulary generator")
+
+    tokens += normal
+    types += [gguf.TokenType.NORMAL] * len(normal)
+    # SentencePiece scores: higher merges first. Longer pieces score higher, ties by order.
+    scores: list[float] = []
+    for i, (tok, ttype) in enumerate(zip(tokens, types, strict=True)):
+        if ttype == gguf.TokenType.NORMAL:
+            scores.append(float(len(tok)) * 10.0 - i * 0.001)
+        else:
+            scores.append(0.0)
+    return tokens, scores, [int(t) for t in types]
+
+
+def write_tiny_gguf(
+    path: Path | str,
+    *,
+    seed: int = 0,
+    chat_template: str | None = DEFAULT_CHAT_TEMPLATE,
+    context_length: int = 256,
+    embedding: bool = False,
+    file_type: str = "F32",
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    n_ff: int = 128,
+    n_vocab: int = 512,
+    name: str = "tiny-llama",
+) -> Path:
+    """Write a tiny random llama GGUF to ``path`` and return the path.
+
+    ``chat_template``: the Jinja template stored as ``tokenizer.chat_template`` (a ChatML-style
+    template by default; ``None`` writes none). ``embedding=True`` marks the model as an
+    embedding model (mean pooling, non-causal attention). ``file_type``: ``"F32"`` or ``"F16"``
+    for the 2-D weight matrices (norms stay F32, as llama.cpp's converters write them); both are
+    valid sources for ``llama_model_quantize``. With the default ``n_embd=64`` K-quants fall back
+    to a 32-block type for most tensors; pass ``n_embd=256, n_ff=256`` for rows that K-quants
+    (block size 256) take as they are.
+    """
+    if file_type not in FILE_TYPES:
+        raise ValueError(f"file_type must be one of {sorted(FILE_TYPES)}, not {file_type!r}")
+    if n_embd % n_head:
+        raise ValueError("n_embd must be a multiple of n_head")
+    if n_head % n_head_kv:
+        raise ValueError("n_head must be a multiple of n_head_kv")
+    ftype, dtype = FILE_TYPES[file_type]
+    head_dim = n_embd // n_head
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    tokens, scores, types = build_vocab(n_vocab)
+    rng = np.random.default_rng(seed)
+
+    def matrix(rows: int, cols: int) -> np.ndarray:
+        # numpy shape (rows, cols) is GGUF shape [cols, rows]: cols is the contiguous dimension.
+        return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.05).astype(dtype)
+
+    def norm(n: int) -> np.ndarray:
+        return np.ones(n, dtype=np.float32)
+
+    arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA]
+    writer = gguf.GGUFWriter(path, arch)
+    try:
+        writer.add_name(name)
+        writer.add_type("model")
+        writer.add_file_type(int(ftype))
+        writer.add_context_length(context_length)
+        writer.add_embedding_length(n_embd)
+        writer.add_block_count(n_layer)
+        writer.add_feed_forward_length(n_ff)
+        writer.add_head_count(n_head)
+        writer.add_head_count_kv(n_head_kv)
+        writer.add_rope_dimension_count(head_dim)
+        writer.add_rope_freq_base(10000.0)
+        writer.add_layer_norm_rms_eps(1e-5)
+        writer.add_vocab_size(n_vocab)
+        if embedding:
+            writer.add_pooling_type(gguf.PoolingType.MEAN)
+            writer.add_causal_attention(False)
+
+        writer.add_tokenizer_model("llama")
+        writer.add_tokenizer_pre("default")
+        writer.add_token_list(tokens)
+        writer.add_token_scores(scores)
+        writer.add_token_types(types)
+        writer.add_unk_token_id(UNK_ID)
+        writer.add_bos_token_id(BOS_ID)
+        writer.add_eos_token_id(EOS_ID)
+        writer.add_add_bos_token(True)
+        writer.add_add_eos_token(False)
+        if chat_template is not None:
+            writer.add_chat_template(chat_template)
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+
+        names = gguf.TENSOR_NAMES
+        t = gguf.MODEL_TENSOR
+        writer.add_tensor(names[t.TOKEN_EMBD] + ".weight", matrix(n_vocab, n_embd))
+        for i in range(n_layer):
+            writer.add_tensor(names[t.ATTN_NORM].format(bid=i) + ".weight", norm(n_embd))
+            writer.add_tensor(names[t.ATTN_Q].format(bid=i) + ".weight", matrix(n_embd, n_embd))
+            kv_dim = head_dim * n_head_kv
+            writer.add_tensor(names[t.ATTN_K].format(bid=i) + ".weight", matrix(kv_dim, n_embd))
+            writer.add_tensor(names[t.ATTN_V].format(bid=i) + ".weight", matrix(kv_dim, n_embd))
+            writer.add_tensor(names[t.ATTN_OUT].format(bid=i) + ".weight", matrix(n_embd, n_embd))
+            writer.add_tensor(names[t.FFN_NORM].format(bid=i) + ".weight", norm(n_embd))
+            writer.add_tensor(names[t.FFN_GATE].format(bid=i) + ".weight", matrix(n_ff, n_embd))
+            writer.add_tensor(names[t.FFN_UP].format(bid=i) + ".weight", matrix(n_ff, n_embd))
+            writer.add_tensor(names[t.FFN_DOWN].format(bid=i) + ".weight", matrix(n_embd, n_ff))
+        writer.add_tensor(names[t.OUTPUT_NORM] + ".weight", norm(n_embd))
+        writer.add_tensor(names[t.OUTPUT] + ".weight", matrix(n_vocab, n_embd))
+
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    finally:
+        writer.close()
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write a tiny random-weight llama GGUF.")
+    parser.add_argument("out", type=Path, help="output .gguf path")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--file-type", choices=sorted(FILE_TYPES), default="F32")
+    parser.add_argument("--context-length", type=int, default=256)
+    parser.add_argument("--embedding", action="store_true", help="mark it an embedding model")
+    parser.add_argument("--no-chat-template", action="store_true")
+    args = parser.parse_args(argv)
+    out = write_tiny_gguf(
+        args.out,
+        seed=args.seed,
+        file_type=args.file_type,
+        context_length=args.context_length,
+        embedding=args.embedding,
+        chat_template=None if args.no_chat_template else DEFAULT_CHAT_TEMPLATE,
+    )
+    print(f"{out} ({out.stat().st_size} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
