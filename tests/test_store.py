@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
@@ -156,10 +157,8 @@ def _churn(root: str, worker: int, rounds: int) -> None:
             desc = _manifest(store, f"w{worker}-{i % 3}".encode())
             store.tag(parse_reference(f"m{worker}:{i % 4}"), desc)
         if i % 3 == 2:
-            try:
+            with contextlib.suppress(NotFound):
                 store.remove(parse_reference(f"m{worker}:{(i - 1) % 4}"))
-            except NotFound:
-                pass
         if i % 5 == 4:
             store.prune()
 

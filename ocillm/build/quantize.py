@@ -65,6 +65,8 @@ def quantize_blob(store: Store, model: Piece, target_name: str, report: Reporter
     if known and store.blobs.has(known):
         return Piece(model.role, known, store.blobs.size(known))
 
+    import ctypes
+
     import llama_cpp
 
     status = f"quantizing {source_type} model to {target}"
@@ -77,7 +79,7 @@ def quantize_blob(store: Store, model: Piece, target_name: str, report: Reporter
     def run() -> None:
         result.append(
             llama_cpp.llama_model_quantize(
-                str(source_path).encode(), str(tmp).encode(), llama_cpp.byref(params)
+                str(source_path).encode(), str(tmp).encode(), ctypes.byref(params)
             )
         )
 

@@ -47,19 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     debug = os.environ.get("OCILLM_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
     try:
-        app(args=argv, prog_name="ocillm", standalone_mode=False)
-        return 0
+        # Without standalone mode click returns typer.Exit's code instead of exiting.
+        result = app(args=argv, prog_name="ocillm", standalone_mode=False)
+        return result if isinstance(result, int) else 0
     except OcillmError as e:
         if debug:
             traceback.print_exc()
         print(f"Error: {e}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.Exit as e:
+    except (typer.Exit, click.exceptions.Exit) as e:
         return int(e.exit_code or 0)
-    except click.ClickException as e:
-        e.show()
-        return 2
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         print("Aborted.", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
@@ -68,9 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:
+        if _is_usage_error(e):
+            e.show()  # type: ignore[attr-defined]
+            return int(getattr(e, "exit_code", 2) or 2)
         if debug:
             traceback.print_exc()
         else:
             print(f"Error: internal error: {type(e).__name__}: {e}", file=sys.stderr)
             print("Set OCILLM_DEBUG=1 for the traceback.", file=sys.stderr)
         return 1
+
+
+def _is_usage_error(e: Exception) -> bool:
+    """A click usage error; typer vendors click, so match by shape rather than by class."""
+    return isinstance(e, click.ClickException) or (
+        type(e).__module__.startswith("typer.") and hasattr(e, "show") and hasattr(e, "exit_code")
+    )

@@ -191,8 +191,8 @@ def rm(references: list[str] = typer.Argument(..., help="Images to remove.")) ->
         except OcillmError as e:
             failed.append(e)
     if failed:
-        for e in failed[:-1]:
-            typer.echo(f"Error: {e}", err=True)
+        for error in failed[:-1]:
+            typer.echo(f"Error: {error}", err=True)
         raise failed[-1]
 
 
