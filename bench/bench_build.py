@@ -1,6 +1,6 @@
 """Build a 1 GiB GGUF and compare with hashing it with hashlib, side by side in one run.
 
-Prints: hashlib time, build time (library call and CLI), their ratio (goal <= 1.3x), the rebuild
+Prints: hashlib time, a durable copy (copy_file_range + fsync, the disk's limit), build time (library call and CLI), their ratio (goal <= 1.3x), the rebuild
 time of unchanged inputs (goal <= 0.1 s) and the CLI's peak RSS (goal <= 100 MB).
 
     .venv/bin/python bench/bench_build.py [--size-mib 1024] [--workdir DIR]
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -63,18 +62,47 @@ def hashlib_time(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def cli_build(modelfile: Path, env: dict[str, str]) -> tuple[float, int]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+# A small launcher runs the CLI and reports its child's peak RSS: measured from this (large)
+# process, a forked child's high-water mark would include this process's pages.
+LAUNCHER = (
+    "import resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+    "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+)
+
+
+def durable_copy_time(path: Path, dst: Path) -> float:
+    """The disk's own limit for putting the bytes in the store: a kernel copy plus fsync."""
+    dst.unlink(missing_ok=True)
     start = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "ocillm", "build", "-f", str(modelfile), "-t", "bench:1", "--quiet"],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    wall = time.perf_counter() - start
-    peak_kib = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-    return wall, peak_kib * 1024
+    with open(path, "rb") as src, open(dst, "wb") as out:
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:
+            offset += os.copy_file_range(src.fileno(), out.fileno(), size - offset)
+        os.fsync(out.fileno())
+    elapsed = time.perf_counter() - start
+    dst.unlink()
+    return elapsed
+
+
+def cli_build(modelfile: Path, env: dict[str, str]) -> tuple[float, int]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "ocillm",
+        "build",
+        "-f",
+        str(modelfile),
+        "-t",
+        "bench:1",
+        "--quiet",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, *cmd], env=env, check=True, capture_output=True, text=True
+    ).stdout.split()
+    return float(out[0]), int(out[1]) * 1024
 
 
 def main() -> None:
@@ -98,10 +126,11 @@ def main() -> None:
     from ocillm.store import Store
 
     hashlib_time(gguf_path)  # warm the page cache so both sides read from memory
-    hashes, builds, clis, rebuilds = [], [], [], []
+    hashes, copies, builds, clis, rebuilds = [], [], [], [], []
     peak = 0
     for i in range(args.repeat):
         hashes.append(hashlib_time(gguf_path))
+        copies.append(durable_copy_time(gguf_path, work / "copy.tmp"))
         store_dir = work / f"store-{i}"
         store = Store(store_dir)
         start = time.perf_counter()
@@ -115,11 +144,15 @@ def main() -> None:
         clis.append(wall)
         peak = max(peak, rss)
         subprocess.run(["rm", "-rf", str(store_dir), str(work / f"cli-store-{i}")], check=True)
-    h, b, c, r = (statistics.median(x) for x in (hashes, builds, clis, rebuilds))
+    h, d, b, c, r = (statistics.median(x) for x in (hashes, copies, builds, clis, rebuilds))
     gib = size / (1 << 30)
     print(f"input                 {size / (1 << 20):.0f} MiB GGUF")
     print(f"hashlib.sha256        {h:.3f} s  ({gib / h:.2f} GiB/s)")
-    print(f"build (library)       {b:.3f} s  ratio {b / h:.2f}x  (goal <= 1.3x)")
+    print(f"copy + fsync          {d:.3f} s  (the disk's limit for a durable copy)")
+    print(f"build (library)       {b:.3f} s  ratio {b / h:.2f}x vs hashlib (goal <= 1.3x)")
+    print(
+        f"                                 ratio {b / max(h, d):.2f}x vs max(hashlib, copy+fsync)"
+    )
     print(f"build (CLI, process)  {c:.3f} s  ratio {c / h:.2f}x  (includes interpreter start)")
     print(f"rebuild unchanged     {r * 1000:.1f} ms  (goal <= 100 ms)")
     print(f"peak RSS (CLI)        {peak / 1e6:.0f} MB  (goal <= 100 MB)")
