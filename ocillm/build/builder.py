@@ -166,6 +166,10 @@ class _Compiler:
             replace(Role.ADAPTER, [a for v in m.adapters for a in self.adapter(v)])
         if m.draft:
             path = resolve_path(m.draft, self.context)
+            if any(resolve_path(v, self.context) == path for v in m.froms):
+                raise self.error(
+                    "draft", m.draft, f"DRAFT must not reference the same local path as FROM: {path}"
+                )
             if not path.exists():
                 raise self.error("draft", m.draft, f"DRAFT {m.draft}: no such file ({path})")
             replace(Role.DRAFT, self.weights("draft", m.draft, path, Role.DRAFT))
