@@ -1,0 +1,106 @@
+"""``python -m ocillm.runner --model PATH ...``: load one model and serve it until terminated.
+
+Prints ``OCILLM_RUNNER_READY port=N`` (or ``socket=PATH``) on stdout once it listens. A load that
+fails prints ``error: ...`` on stderr and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socketserver
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from ocillm.runner.engine import Engine, EngineConfig
+from ocillm.runner.protocol import READY_PREFIX
+from ocillm.runner.server import serve_tcp, serve_unix
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ocillm.runner", description=__doc__)
+    p.add_argument("--model", required=True, type=Path)
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    where.add_argument("--socket", type=str, default=None, help="unix socket path")
+    p.add_argument("--n-ctx", type=int, default=2048, help="context tokens per slot")
+    p.add_argument("--n-gpu-layers", type=int, default=0)
+    p.add_argument("--n-parallel", type=int, default=1)
+    p.add_argument("--n-threads", type=int, default=0, help="0: llama.cpp's choice")
+    p.add_argument("--n-batch", type=int, default=512)
+    p.add_argument("--no-mmap", action="store_true")
+    p.add_argument("--embedding", action="store_true")
+    p.add_argument("--lora", type=Path, action="append", default=[])
+    p.add_argument("--main-gpu", type=int, default=0)
+    p.add_argument("--tensor-split", type=str, default="", help="comma-separated shares")
+    p.add_argument("--verbose", action="store_true", help="llama.cpp's own logging on stderr")
+    p.add_argument(
+        "--watch-stdin", action="store_true", help="exit when stdin closes (the parent is gone)"
+    )
+    return p
+
+
+def _exit_when_stdin_closes() -> None:
+    def watch() -> None:
+        try:
+            while os.read(0, 4096):  # the raw fd: no buffer lock to trip over at shutdown
+                pass
+        except OSError:
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.watch_stdin:
+        _exit_when_stdin_closes()
+    signal.signal(signal.SIGTERM, _terminate)
+    config = EngineConfig(
+        model=args.model,
+        n_ctx=args.n_ctx,
+        n_gpu_layers=args.n_gpu_layers,
+        n_parallel=args.n_parallel,
+        n_threads=args.n_threads or None,
+        n_batch=args.n_batch,
+        use_mmap=not args.no_mmap,
+        embedding=args.embedding,
+        loras=tuple(args.lora),
+        main_gpu=args.main_gpu,
+        tensor_split=tuple(float(x) for x in args.tensor_split.split(",") if x.strip()),
+        verbose=args.verbose,
+    )
+    try:
+        engine = Engine(config)
+    except Exception as err:
+        print(f"error: loading {args.model}: {err}", file=sys.stderr, flush=True)
+        return 1
+    server: socketserver.BaseServer
+    if args.socket:
+        server = serve_unix(engine, args.socket)
+        where = f"socket={args.socket}"
+    else:
+        tcp = serve_tcp(engine, args.port)
+        server, where = tcp, f"port={tcp.server_address[1]}"
+    print(f"{READY_PREFIX} {where} pid={os.getpid()}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except (SystemExit, KeyboardInterrupt):
+        pass
+    finally:
+        server.server_close()
+        if args.socket and os.path.exists(args.socket):
+            os.unlink(args.socket)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

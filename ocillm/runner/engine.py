@@ -1,0 +1,325 @@
+"""The model inside a runner process: llama-cpp-python behind completion, embedding, tokenizing.
+
+Each slot is one ``llama_cpp.Llama`` (mmap on, so CPU slots share the weights through the page
+cache). A request takes the free slot whose KV cache shares the longest prefix with its prompt;
+llama-cpp-python then evaluates only the new suffix. With layers on a GPU there is one slot (the
+weights would be copied per slot), and requests take turns.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocillm.runner.protocol import (
+    CompletionChunk,
+    CompletionRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+
+
+class EngineError(Exception):
+    """A request the model cannot serve (``status`` is the HTTP status the runner answers)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: Path
+    n_ctx: int = 2048  # per slot
+    n_gpu_layers: int = 0
+    n_parallel: int = 1
+    n_threads: int | None = None
+    n_batch: int = 512
+    use_mmap: bool = True
+    embedding: bool = False
+    loras: tuple[Path, ...] = ()
+    main_gpu: int = 0
+    tensor_split: tuple[float, ...] = ()
+    verbose: bool = False
+    seed: int = field(default=0xFFFFFFFF)
+
+    @property
+    def n_slots(self) -> int:
+        if self.embedding or self.n_gpu_layers != 0:
+            return 1
+        return max(self.n_parallel, 1)
+
+
+def _load(config: EngineConfig) -> Any:
+    from llama_cpp import Llama
+
+    if len(config.loras) > 1:
+        raise EngineError("only one LoRA adapter per model is supported", status=500)
+    return Llama(
+        model_path=str(config.model),
+        n_ctx=config.n_ctx,
+        n_batch=min(config.n_batch, config.n_ctx),
+        n_gpu_layers=config.n_gpu_layers,
+        n_threads=config.n_threads,
+        use_mmap=config.use_mmap,
+        embedding=config.embedding,
+        lora_path=str(config.loras[0]) if config.loras else None,
+        main_gpu=config.main_gpu,
+        tensor_split=list(config.tensor_split) or None,
+        seed=config.seed,
+        verbose=config.verbose,
+    )
+
+
+class _Slot:
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.busy = False
+
+    def cached_prefix(self, tokens: list[int]) -> int:
+        cached = self.llama._input_ids  # the tokens whose KV the context holds
+        n = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+
+class _Meter:
+    """A stopping criterion that measures: first-token time, tokens sampled, and cancellation."""
+
+    def __init__(self, cancelled: Callable[[], bool]) -> None:
+        self.cancelled = cancelled
+        self.prompt_tokens = 0
+        self.sampled = 0
+        self.first_ns = 0
+        self.stopped = False
+
+    def __call__(self, input_ids: Any, _logits: Any) -> bool:
+        if self.stopped:
+            return True
+        if self.sampled == 0:
+            self.first_ns = time.perf_counter_ns()
+            self.prompt_tokens = len(input_ids)
+        self.sampled += 1
+        self.stopped = self.cancelled()
+        return self.stopped
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, load: Callable[[EngineConfig], Any] = _load) -> None:
+        self.config = config
+        self._slots = [_Slot(load(config)) for _ in range(config.n_slots)]
+        self._free = threading.Condition()
+        self._grammars: dict[str, Any] = {}
+        self.n_ctx = int(self._slots[0].llama.n_ctx())
+
+    @property
+    def slots(self) -> tuple[int, int]:
+        """(idle, busy)."""
+        busy = sum(s.busy for s in self._slots)
+        return len(self._slots) - busy, busy
+
+    def _take(self, tokens: list[int] | None) -> _Slot:
+        with self._free:
+            while True:
+                idle = [s for s in self._slots if not s.busy]
+                if idle:
+                    slot = max(idle, key=lambda s: s.cached_prefix(tokens)) if tokens else idle[0]
+                    slot.busy = True
+                    return slot
+                self._free.wait()
+
+    def _give(self, slot: _Slot) -> None:
+        with self._free:
+            slot.busy = False
+            self._free.notify()
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    def tokenize(
+        self, text: str, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
+        llama = self._slots[0].llama  # the tokenizer is stateless: any slot will do
+        return list(llama.tokenize(text.encode(), add_bos=add_special, special=parse_special))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        data: bytes = self._slots[0].llama.detokenize(tokens)
+        return data.decode("utf-8", errors="replace")
+
+    # --- completion -----------------------------------------------------------------------
+
+    def _grammar(self, text: str) -> Any:
+        from llama_cpp.llama_grammar import LlamaGrammar
+
+        if text not in self._grammars:
+            self._check_grammar(text)
+            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+        return self._grammars[text]
+
+    def _check_grammar(self, text: str) -> None:
+        """Parse ``text`` with llama.cpp once; a grammar it rejects would crash the sampler."""
+        import llama_cpp
+
+        vocab = self._slots[0].llama._model.vocab
+        sampler = llama_cpp.llama_sampler_init_grammar(vocab, text.encode(), b"root")
+        if not sampler:
+            raise EngineError("invalid grammar: llama.cpp could not parse it (GBNF, rule 'root')")
+        llama_cpp.llama_sampler_free(sampler)
+
+    def complete(
+        self, req: CompletionRequest, cancelled: Callable[[], bool] = lambda: False
+    ) -> Iterator[CompletionChunk]:
+        """Stream the completion; the last chunk has ``done`` and the metrics.
+
+        Errors the request can cause (prompt longer than the context, bad grammar) are raised
+        here, before the first chunk, as :class:`EngineError`. When ``cancelled()`` turns true the
+        generation stops within one token and no final chunk is produced.
+        """
+        if self.config.embedding:
+            raise EngineError("this runner was loaded for embeddings, not completion")
+        if req.tokens is not None:
+            prompt: str | list[int] = list(req.tokens)
+        elif not req.add_bos:
+            prompt = self.tokenize(req.prompt or "", add_special=False)
+        else:
+            prompt = req.prompt or ""
+        grammar = self._grammar(req.grammar) if req.grammar else None
+        hint = prompt if isinstance(prompt, list) else self.tokenize(prompt)
+        if len(hint) >= self.n_ctx:
+            raise EngineError(
+                f"the input length ({len(hint)} tokens) exceeds the context length ({self.n_ctx})"
+            )
+        stream = self._generate(req, prompt, grammar, hint, cancelled)
+        try:
+            first = next(stream)
+        except StopIteration:
+            return iter(())
+        return _chain(first, stream)
+
+    def _generate(
+        self,
+        req: CompletionRequest,
+        prompt: str | list[int],
+        grammar: Any,
+        hint: list[int],
+        cancelled: Callable[[], bool],
+    ) -> Iterator[CompletionChunk]:
+        from llama_cpp import StoppingCriteriaList
+
+        if req.num_predict == 0:
+            yield CompletionChunk(done=True, done_reason="length", prompt_eval_count=len(hint))
+            return
+        slot = self._take(hint)
+        try:
+            llama = slot.llama
+            llama.last_n_tokens_size = self.n_ctx if req.repeat_last_n < 0 else req.repeat_last_n
+            meter = _Meter(cancelled)
+            seed = req.seed if req.seed >= 0 else random.SystemRandom().randrange(2**31)
+            start = time.perf_counter_ns()
+            reason = "length"
+            chunks = llama.create_completion(
+                prompt,
+                max_tokens=req.num_predict if req.num_predict > 0 else None,
+                temperature=req.temperature,
+                top_k=req.top_k,
+                top_p=req.top_p,
+                min_p=req.min_p,
+                typical_p=req.typical_p,
+                repeat_penalty=req.repeat_penalty,
+                presence_penalty=req.presence_penalty,
+                frequency_penalty=req.frequency_penalty,
+                seed=seed,
+                stop=list(req.stop),
+                stream=True,
+                grammar=grammar,
+                stopping_criteria=StoppingCriteriaList([meter]),
+            )
+            try:
+                for chunk in chunks:
+                    choice = chunk["choices"][0]
+                    if choice["text"]:
+                        yield CompletionChunk(content=choice["text"])
+                    if choice.get("finish_reason"):
+                        reason = choice["finish_reason"]
+                    if meter.stopped:
+                        return
+            except ValueError as err:
+                raise EngineError(str(err)) from None
+            finally:
+                chunks.close()
+            if meter.stopped:
+                return
+            end = time.perf_counter_ns()
+            first = meter.first_ns or end
+            yield CompletionChunk(
+                done=True,
+                done_reason="length" if reason == "length" else "stop",
+                prompt_eval_count=meter.prompt_tokens or len(hint),
+                prompt_eval_duration=first - start,
+                eval_count=min(meter.sampled, req.num_predict)
+                if req.num_predict > 0
+                else meter.sampled,
+                eval_duration=end - first,
+            )
+        finally:
+            self._give(slot)
+
+    # --- embeddings -----------------------------------------------------------------------
+
+    def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
+        if not self.config.embedding:
+            raise EngineError("this runner was not loaded for embeddings")
+        if not req.input:
+            return EmbeddingResponse(embeddings=[], prompt_eval_count=0)
+        if not req.truncate:
+            for text in req.input:
+                if len(self.tokenize(text)) > self.n_ctx:
+                    raise EngineError("the input length exceeds the context length")
+        slot = self._take(None)
+        try:
+            vectors, count = slot.llama.embed(
+                list(req.input), normalize=False, truncate=True, return_count=True
+            )
+        except ValueError as err:
+            raise EngineError(str(err)) from None
+        finally:
+            self._give(slot)
+        pooled = [_pool(v) for v in vectors]
+        if req.normalize:
+            pooled = [_normalize(v) for v in pooled]
+        return EmbeddingResponse(embeddings=pooled, prompt_eval_count=int(count))
+
+    def close(self) -> None:
+        for slot in self._slots:
+            slot.llama.close()
+
+
+def _pool(vector: Any) -> list[float]:
+    """One vector per input: a model without pooling gives one per token, averaged here."""
+    if vector and isinstance(vector[0], (list, tuple)):
+        n = len(vector)
+        return [float(sum(col)) / n for col in zip(*vector, strict=False)]
+    return [float(x) for x in vector]
+
+
+def _normalize(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm > 0 else vector
+
+
+def _chain(first: CompletionChunk, rest: Iterator[CompletionChunk]) -> Iterator[CompletionChunk]:
+    try:
+        yield first
+        yield from rest
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            close()

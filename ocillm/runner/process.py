@@ -1,0 +1,267 @@
+"""``RunnerProcess``: start ``python -m ocillm.runner``, wait for READY, talk to it, stop it by PID.
+
+The child gets its own session (a Ctrl-C at the daemon's terminal does not reach it; the daemon
+unloads it) and a stdin pipe it watches, so it exits by itself if the daemon dies. Its stderr is
+kept (the last lines) so a failed load or a crash explains itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections import deque
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import ocillm
+from ocillm.runner.base import Runner
+from ocillm.runner.client import RunnerClient, RunnerUnreachable
+from ocillm.runner.errors import RunnerError, RunnerLoadError
+from ocillm.runner.protocol import (
+    READY_PREFIX,
+    CompletionChunk,
+    CompletionRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+from ocillm.runner.spec import RunnerSpec
+
+STDERR_LINES = 40
+_ERROR_MARKERS = ("error", "failed", "assert", "panic", "traceback", "exception", "out of memory")
+
+
+def _package_root() -> str:
+    return str(Path(ocillm.__file__).resolve().parent.parent)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class RunnerProcess(Runner):
+    """A started runner process. Use :meth:`start`; then :meth:`stop` when done."""
+
+    def __init__(
+        self,
+        spec: RunnerSpec,
+        proc: asyncio.subprocess.Process,
+        client: RunnerClient,
+        stderr: deque[str],
+        readers: list[asyncio.Task[None]],
+        socket_dir: str | None,
+    ) -> None:
+        self.spec = spec
+        self._proc = proc
+        self._client = client
+        self._stderr = stderr
+        self._readers = readers
+        self._socket_dir = socket_dir
+        self._stopped = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    async def start(
+        cls,
+        spec: RunnerSpec,
+        *,
+        load_timeout: float = 300.0,
+        unix_socket: bool = False,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+    ) -> RunnerProcess:
+        """Spawn the runner and wait until it prints READY (or fails, or ``load_timeout`` ends)."""
+        argv = spec.argv(python)
+        socket_dir = None
+        if unix_socket:
+            socket_dir = tempfile.mkdtemp(prefix="ocillm-runner-")
+            argv += ["--socket", os.path.join(socket_dir, "runner.sock")]
+        else:
+            argv += ["--port", "0"]
+        child_env = dict(os.environ if env is None else env)
+        child_env.update(spec.env())
+        paths = [_package_root(), *filter(None, child_env.get("PYTHONPATH", "").split(os.pathsep))]
+        child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=child_env,
+            start_new_session=True,
+        )
+        stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        readers = [
+            asyncio.create_task(_read_stdout(proc, ready)),
+            asyncio.create_task(_read_stderr(proc, stderr)),
+        ]
+        exited = asyncio.ensure_future(proc.wait())
+        waited: set[asyncio.Future[Any]] = {ready, exited}
+        try:
+            done, _ = await asyncio.wait(
+                waited,
+                timeout=load_timeout if load_timeout > 0 else None,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if ready not in done:
+                if exited in done:
+                    await asyncio.sleep(0.05)  # let the stderr reader catch the last lines
+                    raise RunnerLoadError(
+                        f"runner process has terminated: {_describe_exit(proc.returncode)}"
+                        f"{_tail(stderr)}"
+                    )
+                raise RunnerLoadError(
+                    f"timed out waiting for the runner to load {spec.model.name} "
+                    f"after {load_timeout:g}s{_tail(stderr)}"
+                )
+        except BaseException:
+            await _kill(proc)
+            for task in readers:
+                task.cancel()
+            if socket_dir:
+                _remove_dir(socket_dir)
+            raise
+        finally:
+            exited.cancel()
+        address = dict(part.split("=", 1) for part in ready.result().split()[1:] if "=" in part)
+        if "socket" in address:
+            client = RunnerClient(uds=address["socket"])
+        else:
+            client = RunnerClient(port=int(address["port"]))
+        return cls(spec, proc, client, stderr, readers, socket_dir)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        return list(self._stderr)
+
+    def is_alive(self) -> bool:
+        # asyncio's child watcher sets returncode as soon as the process exits.
+        return not self._stopped and self._proc.returncode is None
+
+    async def health(self) -> bool:
+        if not self.is_alive():
+            return False
+        try:
+            return (await self._client.health()).status == "ok"
+        except RunnerError:
+            return False
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        await _kill(self._proc, grace)
+        for task in self._readers:
+            task.cancel()
+        await self._client.aclose()
+        if self._socket_dir:
+            _remove_dir(self._socket_dir)
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def _dead(self, err: RunnerUnreachable) -> RunnerError:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._proc.wait(), 0.5)
+        if self._proc.returncode is None:
+            return err
+        return RunnerError(
+            f"runner process has terminated: {_describe_exit(self._proc.returncode)}"
+            f"{_tail(self._stderr)}"
+        )
+
+    async def completion(self, request: CompletionRequest) -> AsyncIterator[CompletionChunk]:
+        stream = self._client.completion(request)
+        try:
+            async for chunk in stream:
+                yield chunk
+        except RunnerUnreachable as err:
+            raise await self._dead(err) from err
+        finally:
+            await stream.aclose()
+
+    async def tokenize(
+        self, content: str, *, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
+        try:
+            return await self._client.tokenize(
+                content, add_special=add_special, parse_special=parse_special
+            )
+        except RunnerUnreachable as err:
+            raise await self._dead(err) from err
+
+    async def detokenize(self, tokens: list[int]) -> str:
+        try:
+            return await self._client.detokenize(tokens)
+        except RunnerUnreachable as err:
+            raise await self._dead(err) from err
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        try:
+            return await self._client.embed(request)
+        except RunnerUnreachable as err:
+            raise await self._dead(err) from err
+
+
+def _tail(lines: deque[str]) -> str:
+    errors = [line for line in lines if any(m in line.lower() for m in _ERROR_MARKERS)]
+    picked = errors[-3:] or list(lines)[-3:]
+    return (": " + " | ".join(picked)) if picked else ""
+
+
+async def _read_stdout(proc: asyncio.subprocess.Process, ready: asyncio.Future[str]) -> None:
+    assert proc.stdout is not None
+    async for raw in proc.stdout:
+        line = raw.decode(errors="replace").strip()
+        if line.startswith(READY_PREFIX) and not ready.done():
+            ready.set_result(line)
+
+
+async def _read_stderr(proc: asyncio.subprocess.Process, lines: deque[str]) -> None:
+    assert proc.stderr is not None
+    async for raw in proc.stderr:
+        line = raw.decode(errors="replace").rstrip()
+        if line:
+            lines.append(line)
+
+
+async def _kill(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; by PID, the child only."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), grace)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    if proc.stdin is not None:
+        proc.stdin.close()
+
+
+def _remove_dir(path: str) -> None:
+    with contextlib.suppress(OSError):
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)

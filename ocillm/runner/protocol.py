@@ -1,0 +1,105 @@
+"""The runner's internal wire format: JSON bodies of ``/completion``, ``/embedding``, ``/tokenize``.
+
+Sampling defaults are Ollama's (``api.DefaultOptions``). The daemon fills every field it knows;
+the runner validates what arrives and answers 400 with the validation message otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DoneReason = Literal["stop", "length"]
+
+
+class CompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = None
+    tokens: list[int] | None = None  # instead of a prompt: token ids, used as they are
+    add_bos: bool = True  # with a prompt: let the tokenizer add BOS (as llama.cpp does)
+    stream: bool = True
+    num_predict: int = -1  # -1 (or -2): until the context is full
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64  # 0 off, -1 the whole context
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int = -1  # -1: random
+    stop: list[str] = Field(default_factory=list)
+    grammar: str | None = None  # GBNF text (``format: json`` / a JSON schema, converted upstream)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> CompletionRequest:
+        if (self.prompt is None) == (self.tokens is None):
+            raise ValueError("give exactly one of prompt and tokens")
+        return self
+
+
+class CompletionChunk(BaseModel):
+    """One NDJSON line of a completion. The last has ``done`` and the metrics (durations in ns)."""
+
+    content: str = ""
+    done: bool = False
+    done_reason: DoneReason | None = None
+    prompt_eval_count: int = 0
+    prompt_eval_duration: int = 0
+    eval_count: int = 0
+    eval_duration: int = 0
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: list[str]
+    normalize: bool = True  # L2-normalise each vector (Ollama's /api/embed does)
+    truncate: bool = True  # cut inputs longer than the context instead of failing
+
+
+class EmbeddingResponse(BaseModel):
+    embeddings: list[list[float]]
+    prompt_eval_count: int
+
+
+class TokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str
+    add_special: bool = True  # add BOS where the model wants one
+    parse_special: bool = True  # "<|im_start|>" becomes the control token
+
+
+class TokenizeResponse(BaseModel):
+    tokens: list[int]
+
+
+class DetokenizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: list[int]
+
+
+class DetokenizeResponse(BaseModel):
+    content: str
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "loading", "error"]
+    slots_idle: int = 0
+    slots_busy: int = 0
+    n_ctx: int = 0
+    pid: int = 0
+
+
+class ErrorResponse(BaseModel):
+    error: str
+
+
+#: The line a runner prints on stdout once it listens: ``OCILLM_RUNNER_READY port=PORT`` or
+#: ``OCILLM_RUNNER_READY socket=PATH``.
+READY_PREFIX = "OCILLM_RUNNER_READY"

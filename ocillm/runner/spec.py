@@ -1,0 +1,68 @@
+"""What a runner process is started with: its command line and the environment that picks GPUs."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The variable that restricts a runtime to the GPUs it may use.
+VISIBLE_DEVICES = {"cuda": "CUDA_VISIBLE_DEVICES", "rocm": "HIP_VISIBLE_DEVICES"}
+
+
+@dataclass(frozen=True)
+class RunnerSpec:
+    model: Path
+    n_ctx: int = 2048  # per slot
+    n_gpu_layers: int = 0
+    n_parallel: int = 1
+    n_threads: int = 0  # 0: llama.cpp's choice
+    n_batch: int = 512
+    use_mmap: bool = True
+    embedding: bool = False
+    loras: tuple[Path, ...] = ()
+    gpu_library: str | None = None  # "cuda", "rocm", "metal" (set on the CPU too, to hide GPUs)
+    gpu_indices: tuple[int, ...] = ()
+    tensor_split: tuple[float, ...] = ()
+    verbose: bool = False
+
+    def argv(self, python: str = sys.executable) -> list[str]:
+        """The command line, without the listening address (``--port``/``--socket``)."""
+        args = [
+            python,
+            "-m",
+            "ocillm.runner",
+            "--model",
+            str(self.model),
+            "--n-ctx",
+            str(self.n_ctx),
+            "--n-gpu-layers",
+            str(self.n_gpu_layers),
+            "--n-parallel",
+            str(self.n_parallel),
+            "--n-threads",
+            str(self.n_threads),
+            "--n-batch",
+            str(self.n_batch),
+            "--watch-stdin",
+        ]
+        if not self.use_mmap:
+            args.append("--no-mmap")
+        if self.embedding:
+            args.append("--embedding")
+        for lora in self.loras:
+            args += ["--lora", str(lora)]
+        if len(self.tensor_split) > 1:
+            args += ["--tensor-split", ",".join(f"{x:.4f}" for x in self.tensor_split)]
+        if self.verbose:
+            args.append("--verbose")
+        return args
+
+    def env(self) -> dict[str, str]:
+        """Variables to add to the runner's environment (which GPUs it sees)."""
+        name = VISIBLE_DEVICES.get(self.gpu_library or "")
+        if name is None:
+            return {}
+        if self.n_gpu_layers == 0 or not self.gpu_indices:
+            return {name: "-1"}  # on the CPU: hide the GPUs so nothing lands there
+        return {name: ",".join(str(i) for i in self.gpu_indices)}

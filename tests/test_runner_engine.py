@@ -1,0 +1,105 @@
+"""The engine inside a runner, in-process on the tiny model: prefix reuse, cancellation, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocillm.runner.engine import Engine, EngineConfig, EngineError
+from ocillm.runner.protocol import CompletionRequest, EmbeddingRequest
+
+PROMPT = "<|im_start|>user\nhello world, the model of the registry<|im_end|>\n"
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_gguf: Path) -> Engine:
+    return Engine(EngineConfig(model=tiny_gguf, n_ctx=256))
+
+
+def _count_evals(engine: Engine) -> list[int]:
+    """Record how many tokens each ``eval`` call of the (only) slot decodes."""
+    llama: Any = engine._slots[0].llama
+    calls: list[int] = []
+    original = type(llama).eval
+
+    def eval_spy(tokens: Any) -> None:
+        calls.append(len(tokens))
+        original(llama, tokens)
+
+    llama.eval = eval_spy
+    return calls
+
+
+def test_a_shared_prefix_is_not_evaluated_again(engine: Engine) -> None:
+    first = CompletionRequest(prompt=PROMPT, temperature=0, num_predict=4)
+    list(engine.complete(first))
+    calls = _count_evals(engine)
+    follow_up = PROMPT + "<|im_start|>assistant\nhi<|im_end|>\n"
+    chunks = list(
+        engine.complete(CompletionRequest(prompt=follow_up, temperature=0, num_predict=4))
+    )
+    prompt_tokens = chunks[-1].prompt_eval_count
+    assert prompt_tokens == len(engine.tokenize(follow_up))
+    assert calls[0] < prompt_tokens - len(engine.tokenize(PROMPT)) + 2
+
+
+def test_cancellation_stops_within_a_token(engine: Engine) -> None:
+    asked = 0
+
+    def cancelled() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked >= 3
+
+    chunks = list(engine.complete(CompletionRequest(prompt="hello", num_predict=200), cancelled))
+    assert asked == 3
+    assert not any(c.done for c in chunks)
+    assert engine.slots == (1, 0)  # the slot is free again
+
+
+def test_num_predict_limits_the_tokens(engine: Engine) -> None:
+    chunks = list(engine.complete(CompletionRequest(prompt="hello", num_predict=5, seed=1)))
+    final = chunks[-1]
+    assert final.done and final.done_reason == "length" and final.eval_count == 5
+    assert final.prompt_eval_duration > 0 and final.eval_duration > 0
+
+
+def test_zero_num_predict_generates_nothing(engine: Engine) -> None:
+    (final,) = engine.complete(CompletionRequest(prompt="hello", num_predict=0))
+    assert final.done and final.content == "" and final.eval_count == 0
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_streaming(engine: Engine) -> None:
+    with pytest.raises(EngineError, match="exceeds the context length"):
+        engine.complete(CompletionRequest(prompt="hello " * 400))
+
+
+def test_a_bad_grammar_is_refused(engine: Engine) -> None:
+    with pytest.raises(EngineError, match="invalid grammar"):
+        engine.complete(CompletionRequest(prompt="x", grammar="root ::= ("))
+
+
+def test_a_grammar_constrains_the_output(engine: Engine) -> None:
+    grammar = 'root ::= "yes" | "no"'
+    chunks = list(engine.complete(CompletionRequest(prompt="hello", grammar=grammar, seed=3)))
+    assert "".join(c.content for c in chunks) in {"yes", "no"}
+    assert chunks[-1].done_reason == "stop"
+
+
+def test_parallel_slots_pick_the_one_holding_the_prefix(tiny_gguf: Path) -> None:
+    two = Engine(EngineConfig(model=tiny_gguf, n_ctx=128, n_parallel=2))
+    assert two.slots == (2, 0)
+    a, b = two._slots
+    a.busy = True  # the first request lands in slot b
+    list(two.complete(CompletionRequest(prompt=PROMPT, num_predict=2)))
+    a.busy = False
+    tokens = two.tokenize(PROMPT + "more")
+    assert two._take(tokens) is b
+    two.close()
+
+
+def test_a_completion_runner_refuses_embeddings(engine: Engine) -> None:
+    with pytest.raises(EngineError, match="not loaded for embeddings"):
+        engine.embed(EmbeddingRequest(input=["x"]))
