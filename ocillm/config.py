@@ -46,6 +46,10 @@ class Settings:
     num_parallel: int = 1
     max_loaded_models: int = 0
     load_timeout: str = "5m"
+    sched_spread: bool = False
+    gpu_overhead: int = 0
+    context_length: int = 0
+    runner_unix_socket: bool = False
     insecure_registries: tuple[str, ...] = ()
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
@@ -72,6 +76,10 @@ class Settings:
             num_parallel=_int(e, "OCILLM_NUM_PARALLEL", 1),
             max_loaded_models=_int(e, "OCILLM_MAX_LOADED_MODELS", 0),
             load_timeout=e.get("OCILLM_LOAD_TIMEOUT", "").strip() or "5m",
+            sched_spread=_bool(e.get("OCILLM_SCHED_SPREAD")),
+            gpu_overhead=_int(e, "OCILLM_GPU_OVERHEAD", 0),
+            context_length=_int(e, "OCILLM_CONTEXT_LENGTH", 0),
+            runner_unix_socket=_bool(e.get("OCILLM_RUNNER_UNIX_SOCKET")),
             insecure_registries=_list("OCILLM_INSECURE_REGISTRIES"),
             registry_username=e.get("OCILLM_REGISTRY_USERNAME") or None,
             registry_password=e.get("OCILLM_REGISTRY_PASSWORD") or None,
