@@ -81,6 +81,16 @@ class BlobStore:
         except FileNotFoundError:
             return 0
 
+    def _stored_digest(self, src: Path) -> str | None:
+        """The digest of ``src`` when it already is one of this store's blobs (no copy needed)."""
+        try:
+            resolved = src.resolve()
+        except OSError:
+            return None
+        if resolved.parent == self.dir.resolve() and len(resolved.name) == 64:
+            return "sha256:" + resolved.name
+        return None
+
     # -- writing ---------------------------------------------------------------------------
 
     def temp_path(self) -> Path:
@@ -150,6 +160,9 @@ class BlobStore:
             before = os.stat(src)
         except FileNotFoundError:
             raise BuildError(f"{src}: no such file") from None
+        inside = self._stored_digest(src)
+        if inside is not None:
+            return Imported(inside, before.st_size, False)
         cached = self.cache.get(before)
         if cached is not None and self.has(cached):
             return Imported(cached, before.st_size, False)
