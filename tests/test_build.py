@@ -292,3 +292,29 @@ def tiny_gguf_digest_hex(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_template_that_does_not_parse_fails_the_build_with_positions(
+    tmp_path: Path, tiny_gguf: Path
+) -> None:
+    text = 'FROM ./tiny.gguf\nSYSTEM hi\nTEMPLATE """{{ .System }}\n{{ if .Prompt }}open"""\n'
+    modelfile = _project(tmp_path / "p", tiny_gguf, text)
+    with pytest.raises(ModelfileError) as err:
+        _build(Store(tmp_path / "store"), modelfile)
+    message = str(err.value)
+    assert (
+        f"{modelfile}:3:" in message
+        and "invalid template" in message
+        and "template line" in message
+    )
+
+
+def test_a_valid_template_is_stored_and_gives_capabilities(tmp_path: Path, tiny_gguf: Path) -> None:
+    template = "{{ if .Tools }}{{ .Tools }}{{ end }}{{ range .Messages }}{{ .Content }}{{ end }}"
+    modelfile = _project(
+        tmp_path / "p", tiny_gguf, f'FROM ./tiny.gguf\nTEMPLATE """{template}"""\n'
+    )
+    store = Store(tmp_path / "store")
+    view = open_image(store, _build(store, modelfile).references[0])
+    assert view.template == template
+    assert show(view)["capabilities"] == ["completion", "tools"]

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ocillm.errors import BuildError, ModelfileError, NotFound
+from ocillm.errors import BuildError, ModelfileError, NotFound, TemplateError
 from ocillm.gguf import is_gguf, read_gguf_info
 from ocillm.image import MODELPACK, ImageContent, Piece, Role, open_image, write_manifest
 from ocillm.image.content import Details
@@ -267,7 +267,11 @@ class _Compiler:
     def check_template(self, text: str) -> None:
         from ocillm.template import parse_template
 
-        parse_template(text, name=f"{self.filename} TEMPLATE")
+        try:
+            parse_template(text, name="TEMPLATE")
+        except TemplateError as e:
+            where = f" (template line {e.line}, column {e.column})" if e.line else ""
+            raise self.error("template", text, f"invalid template: {e.message}{where}") from None
 
     def quantize(self, model: Piece, target: str) -> Piece:
         from ocillm.build.quantize import quantize_blob
