@@ -168,7 +168,9 @@ class _Compiler:
             path = resolve_path(m.draft, self.context)
             if any(resolve_path(v, self.context) == path for v in m.froms):
                 raise self.error(
-                    "draft", m.draft, f"DRAFT must not reference the same local path as FROM: {path}"
+                    "draft",
+                    m.draft,
+                    f"DRAFT must not reference the same local path as FROM: {path}",
                 )
             if not path.exists():
                 raise self.error("draft", m.draft, f"DRAFT {m.draft}: no such file ({path})")
