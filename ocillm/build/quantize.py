@@ -83,12 +83,12 @@ def quantize_blob(store: Store, model: Piece, target_name: str, report: Reporter
             )
         )
 
+    # llama.cpp's quantizer reports no progress of its own: announce it, then wait for it.
     worker = threading.Thread(target=run, name="ocillm-quantize", daemon=True)
     started = time.monotonic()
+    report(Event(status))
     worker.start()
-    while worker.is_alive():
-        report(Event(status, total=None, completed=int(time.monotonic() - started)))
-        worker.join(0.5)
+    worker.join()
     if not result or result[0] != 0 or not tmp.exists():
         tmp.unlink(missing_ok=True)
         raise BuildError(f"llama.cpp failed to quantize the model to {target}")
@@ -96,5 +96,5 @@ def quantize_blob(store: Store, model: Piece, target_name: str, report: Reporter
     memo[key] = digest
     memo_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(memo_path, json.dumps(memo).encode())
-    report(Event(f"{status}: done", digest=digest))
+    report(Event(f"{status}: done in {time.monotonic() - started:.1f} s", digest=digest))
     return Piece(model.role, digest, store.blobs.size(digest))
