@@ -10,10 +10,15 @@ Authentication variants, each a config template in this folder:
 * ``none``     -- ``config-noauth.yml``: anonymous pull and push.
 * ``htpasswd`` -- ``config-htpasswd.yml``: HTTP Basic auth; the htpasswd file (bcrypt) is written
   at start from ``users``.
-* ``token``    -- not yet here: Docker token auth needs a token server and a signing certificate.
-  Add ``config-token.yml`` (``auth: token: {realm, service, issuer, rootcertbundle}``), a branch in
-  :meth:`RegistryProcess._auth_variables` that writes the certificate bundle and returns its
-  template variables, and an entry in :data:`CONFIG_TEMPLATES`.
+* ``token``    -- ``config-token.yml``: Docker token auth. The registry owns a
+  :class:`token_issuer.TokenIssuer` (a child process on its own free port, in ``workdir/token``)
+  that signs RS256 JWTs with a key whose certificate is the registry's ``rootcertbundle``;
+  ``start()``/``stop()`` start and stop both. ``.token_issuer.requests()`` lists the scopes
+  clients asked for.
+
+``tls=(cert, key)`` serves HTTPS (``make_tls_cert`` writes a self-signed pair for 127.0.0.1).
+``extra_config`` is YAML appended to the rendered config (e.g. ``blob_server.redirect_config``
+to send blob GETs to another host, as registries backed by S3 or a CDN do).
 
 Templates use :class:`string.Template` placeholders: ``${port}``, ``${storage}``, ``${secret}``
 and the variant's own (``${htpasswd}``).
@@ -27,6 +32,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import time
@@ -35,12 +41,15 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from token_issuer import ISSUER, SERVICE, TokenIssuer
+
 HERE = Path(__file__).resolve().parent
 
 #: Auth variant -> config template file in this folder.
 CONFIG_TEMPLATES: dict[str, str] = {
     "none": "config-noauth.yml",
     "htpasswd": "config-htpasswd.yml",
+    "token": "config-token.yml",
 }
 
 #: Environment variable naming the registry binary (default: ``docker-registry`` on PATH).
@@ -103,6 +112,19 @@ def hash_password(password: str) -> str:
     return out.split(":", 1)[1]
 
 
+def make_tls_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate (and key) for 127.0.0.1 and localhost, made with openssl."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "tls-cert.pem", directory / "tls-key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
 def write_htpasswd(path: Path, users: dict[str, str]) -> Path:
     """Write an htpasswd file with a bcrypt entry per ``user: password``."""
     lines = [f"{user}:{hash_password(password)}" for user, password in users.items()]
@@ -122,22 +144,29 @@ class RegistryProcess:
         port: int | None = None,
         binary: str | None = None,
         start_timeout: float = 20.0,
+        extra_config: str = "",
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         if auth not in CONFIG_TEMPLATES:
             raise ValueError(f"unknown registry auth {auth!r}: one of {sorted(CONFIG_TEMPLATES)}")
-        if auth == "htpasswd" and not users:
+        if auth in ("htpasswd", "token") and not users:
             users = {"ocillm": "ocillm-test-password"}
         self.workdir = Path(workdir)
         self.auth = auth
         self.users: dict[str, str] = dict(users or {})
         self.binary = binary or find_registry_binary()
         self.start_timeout = start_timeout
+        self.extra_config = extra_config
+        self.tls = tls  # (certificate, key): serve HTTPS with them
         self._fixed_port = port is not None
         self.port: int = port if port is not None else free_port()
         self.storage: Path = self.workdir / "storage"
         self.config_path: Path = self.workdir / "config.yml"
         self.log_path: Path = self.workdir / "registry.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self.token_issuer: TokenIssuer | None = None
+        if auth == "token":
+            self.token_issuer = TokenIssuer(self.workdir / "token", self.users)
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -148,8 +177,8 @@ class RegistryProcess:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}"
+        """``http://127.0.0.1:PORT`` (``https://`` with ``tls``)."""
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     @property
     def pid(self) -> int | None:
@@ -174,6 +203,13 @@ class RegistryProcess:
         if self.auth == "htpasswd":
             path = write_htpasswd(self.workdir / "htpasswd", self.users)
             return {"htpasswd": str(path)}
+        if self.token_issuer is not None:
+            return {
+                "realm": self.token_issuer.realm,
+                "service": SERVICE,
+                "issuer": ISSUER,
+                "rootcertbundle": str(self.token_issuer.cert),
+            }
         return {}
 
     def render_config(self) -> Path:
@@ -184,19 +220,26 @@ class RegistryProcess:
         secret = hashlib.sha256(str(self.workdir).encode()).hexdigest()
         variables = {"port": str(self.port), "storage": str(self.storage), "secret": secret}
         variables.update(self._auth_variables())
-        self.config_path.write_text(template.substitute(variables))
+        self.config_path.write_text(template.substitute(variables) + self.extra_config)
         return self.config_path
 
     def start(self) -> RegistryProcess:
         """Start the registry and wait until ``GET /v2/`` answers. Returns ``self``."""
         if self.running:
             return self
+        if self.token_issuer is not None:
+            self.token_issuer.start()
         attempts = 1 if self._fixed_port else 3
         for attempt in range(attempts):
             self.render_config()
             with self.log_path.open("ab") as log:
+                env = dict(os.environ)
+                if self.tls:  # Distribution reads any config key from REGISTRY_<PATH>
+                    env["REGISTRY_HTTP_TLS_CERTIFICATE"] = str(self.tls[0])
+                    env["REGISTRY_HTTP_TLS_KEY"] = str(self.tls[1])
                 self._proc = subprocess.Popen(
                     [self.binary, "serve", str(self.config_path)],
+                    env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -236,7 +279,8 @@ class RegistryProcess:
     def probe(self) -> int | None:
         """HTTP status of ``GET /v2/`` without credentials, or None when nothing answers."""
         try:
-            with urllib.request.urlopen(f"{self.url}/v2/", timeout=2) as resp:
+            context = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else None
+            with urllib.request.urlopen(f"{self.url}/v2/", timeout=2, context=context) as resp:
                 status: int = resp.status
                 return status
         except urllib.error.HTTPError as err:
@@ -259,6 +303,8 @@ class RegistryProcess:
                     proc.kill()
                 proc.wait(timeout=timeout)
         self._proc = None
+        if self.token_issuer is not None:
+            self.token_issuer.stop()
 
     def restart(self) -> RegistryProcess:
         """Stop and start again on the same port with the same storage."""

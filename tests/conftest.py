@@ -96,7 +96,7 @@ RegistryFactory = Callable[..., Any]
 
 @pytest.fixture
 def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryFactory]:
-    """Make started registries: ``registry_factory(auth="none"|"htpasswd", users=..., port=...)``.
+    """Make started registries: ``registry_factory(auth="none"|"htpasswd"|"token", users=...)``.
 
     Each gets its own working directory (config, ``storage/``, log). Returns
     ``registry.RegistryProcess`` objects (``.host``, ``.url``, ``.storage``, ``.pid``,
@@ -110,10 +110,17 @@ def registry_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
         users: dict[str, str] | None = None,
         port: int | None = None,
         start: bool = True,
+        extra_config: str = "",
+        tls: tuple[Path, Path] | None = None,
     ) -> Any:
         try:
             proc = RegistryProcess(
-                tmp_path_factory.mktemp(f"registry-{auth}"), auth=auth, users=users, port=port
+                tmp_path_factory.mktemp(f"registry-{auth}"),
+                auth=auth,
+                users=users,
+                port=port,
+                extra_config=extra_config,
+                tls=tls,
             )
             started.append(proc)
             if start:
@@ -140,6 +147,16 @@ def registry_basic(registry_factory: RegistryFactory) -> Any:
     ``.username`` and ``.password`` are the one valid user's credentials.
     """
     return registry_factory("htpasswd", users={BASIC_USERNAME: BASIC_PASSWORD})
+
+
+@pytest.fixture
+def registry_token(registry_factory: RegistryFactory) -> Any:
+    """A running Distribution registry with Docker token auth, and its token issuer.
+
+    ``.username``/``.password`` are the one valid user's; ``.token_issuer.requests()`` lists
+    every token request (account, scopes asked, access granted) in order.
+    """
+    return registry_factory("token", users={BASIC_USERNAME: BASIC_PASSWORD})
 
 
 # -- ocillm itself --------------------------------------------------------------------------

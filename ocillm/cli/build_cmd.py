@@ -11,6 +11,7 @@ from ocillm.cli.common import open_store, parse_labels, ref
 from ocillm.cli.output import Mode, emit_json, mode_of, reporter, stderr
 from ocillm.errors import UsageError
 from ocillm.image import WRITABLE_FORMATS
+from ocillm.oci.reference import Reference
 
 
 def _modelfile_path(file: Path | None, context: Path | None) -> Path:
@@ -32,9 +33,15 @@ def build(
     label: list[str] = typer.Option([], "--label", help="KEY=VALUE manifest annotation."),
     json_out: bool = typer.Option(False, "--json", help="Print NDJSON progress events."),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the image digest."),
+    push: bool = typer.Option(False, "--push", help="Push every tag to its registry after."),
+    plain_http: bool = typer.Option(False, "--plain-http", help="Registries over plain HTTP."),
+    ca_file: Path | None = typer.Option(None, "--ca-file", help="PEM bundle for registry TLS."),
 ) -> None:
     """Build an image from a Modelfile into the local store."""
     from ocillm.build import build_image
+    from ocillm.cli.registry_cmd import transfer_options
+    from ocillm.registry import pull as pull_image
+    from ocillm.registry import push as push_image
 
     if not tag:
         raise UsageError("name the image with -t REF (for example -t my-model:1.0)")
@@ -44,7 +51,12 @@ def build(
     mode = mode_of(json_out, quiet)
     modelfile = _modelfile_path(file, context)
     store = open_store()
+    options = transfer_options(4, plain_http, ca_file)
     with reporter(mode) as report:
+
+        def pull_base(base: Reference) -> None:
+            pull_image(base, store, options=options, report=report)
+
         result = build_image(
             modelfile,
             refs,
@@ -54,7 +66,9 @@ def build(
             quantize=quantize,
             labels=parse_labels(label),
             report=report,
+            pull_base=pull_base,
         )
+        pushed = [push_image(r, store, options=options, report=report) for r in refs if push]
     for warning in result.warnings:
         stderr.print(f"warning: {warning}", style="yellow")
     digest = result.descriptor.digest
@@ -66,6 +80,9 @@ def build(
         typer.echo(f"Built {digest} ({fmt})")
         for r in refs:
             typer.echo(f"Tagged {r.display()}")
+    for p in pushed:
+        if mode is Mode.HUMAN:
+            typer.echo(f"Pushed {p.reference} {p.digest}")
 
 
 @app.command()

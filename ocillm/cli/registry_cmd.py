@@ -1,0 +1,201 @@
+"""``ocillm push``, ``pull``, ``login``, ``logout``, ``save``, ``load``: thin over ocillm.registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from ocillm.cli.app import app
+from ocillm.cli.common import open_store, ref
+from ocillm.cli.output import Mode, emit_json, mode_of, reporter, stderr
+from ocillm.errors import UsageError
+from ocillm.image import WRITABLE_FORMATS
+
+if TYPE_CHECKING:  # the transport (oras, requests) loads only when a command needs it
+    from ocillm.registry.options import TransferOptions
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}  # fmt: skip
+
+
+def parse_size(text: str) -> int:
+    """``16M``, ``8MiB``, ``1048576`` -> bytes."""
+    raw = text.strip().lower().removesuffix("ib").removesuffix("i")
+    number = raw.rstrip("kmgb")
+    unit = raw[len(number) :]
+    if not number.isdigit() or unit not in _SIZE_UNITS or int(number) <= 0:
+        raise UsageError(f"--chunk-size {text!r}: expected a size such as 16M or 1048576")
+    return int(number) * _SIZE_UNITS[unit]
+
+
+def transfer_options(
+    concurrency: int,
+    plain_http: bool,
+    ca_file: Path | None,
+    chunk_size: str | None = None,
+) -> TransferOptions:
+    from ocillm.registry.options import TransferOptions
+
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if ca_file is not None and not ca_file.is_file():
+        raise UsageError(f"--ca-file {ca_file}: no such file")
+    return TransferOptions(
+        concurrency=concurrency,
+        plain_http=plain_http,
+        ca_file=ca_file,
+        chunk_size=parse_size(chunk_size) if chunk_size else None,
+    )
+
+
+_CONCURRENCY = typer.Option(4, "--concurrency", help="Blobs (and ranges) in flight at once.")
+_PLAIN = typer.Option(False, "--plain-http", help="Talk HTTP, not HTTPS, to this registry.")
+_CA = typer.Option(None, "--ca-file", help="PEM bundle to verify the registry's TLS with.")
+_JSON = typer.Option(False, "--json", help="Print NDJSON progress events.")
+_QUIET = typer.Option(False, "--quiet", "-q", help="Print only the manifest digest.")
+
+
+@app.command()
+def pull(
+    reference: str = typer.Argument(
+        ..., help="REF: host/ns/model:tag, model@sha256:…, or a short name."
+    ),
+    concurrency: int = _CONCURRENCY,
+    plain_http: bool = _PLAIN,
+    ca_file: Path | None = _CA,
+    json_out: bool = _JSON,
+    quiet: bool = _QUIET,
+) -> None:
+    """Pull an image from a registry into the local store (resumes an interrupted pull)."""
+    from ocillm.registry import pull as do_pull
+
+    r = ref(reference)
+    options = transfer_options(concurrency, plain_http, ca_file)
+    mode = mode_of(json_out, quiet)
+    with reporter(mode) as report:
+        result = do_pull(r, open_store(), options=options, report=report)
+    if mode is Mode.QUIET:
+        typer.echo(result.digest)
+    elif mode is Mode.HUMAN:
+        typer.echo(f"Pulled {r.display()} {result.digest} ({result.format})")
+
+
+@app.command()
+def push(
+    reference: str = typer.Argument(..., help="The local image to push (its name says where)."),
+    target: str | None = typer.Argument(None, help="Push under this name instead."),
+    fmt: str | None = typer.Option(
+        None, "--format", help="Convert first: modelpack or ollama (changes the manifest digest)."
+    ),
+    chunk_size: str | None = typer.Option(
+        None, "--chunk-size", help="Upload in PATCH chunks of this size (e.g. 16M)."
+    ),
+    concurrency: int = _CONCURRENCY,
+    plain_http: bool = _PLAIN,
+    ca_file: Path | None = _CA,
+    json_out: bool = _JSON,
+    quiet: bool = _QUIET,
+) -> None:
+    """Push a local image to a registry."""
+    from ocillm.registry import push as do_push
+
+    if fmt is not None and fmt not in WRITABLE_FORMATS:
+        raise UsageError(f"--format {fmt!r}: expected one of {', '.join(WRITABLE_FORMATS)}")
+    source = ref(reference)
+    dest = ref(target) if target else None
+    options = transfer_options(concurrency, plain_http, ca_file, chunk_size)
+    mode = mode_of(json_out, quiet)
+    with reporter(mode) as report:
+        result = do_push(source, open_store(), target=dest, fmt=fmt, options=options, report=report)
+    if mode is Mode.QUIET:
+        typer.echo(result.digest)
+    elif mode is Mode.HUMAN:
+        if result.converted_from:
+            stderr.print(
+                f"converted to {result.format}: the manifest digest changed from "
+                f"{result.converted_from} to {result.digest}",
+                style="yellow",
+            )
+        typer.echo(f"Pushed {result.reference} {result.digest} ({result.format})")
+
+
+@app.command()
+def login(
+    registry: str = typer.Argument(..., help="Registry host, e.g. ghcr.io or localhost:5000."),
+    username: str | None = typer.Option(None, "-u", "--username", help="User name."),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the password (or token) from stdin."
+    ),
+    plain_http: bool = _PLAIN,
+    ca_file: Path | None = _CA,
+) -> None:
+    """Check credentials with a registry and keep them in $OCILLM_HOME/auth.json."""
+    from ocillm.registry import login as do_login
+
+    if username is None:
+        if not sys.stdin.isatty() or password_stdin:
+            raise UsageError("name the user with -u USER")
+        username = typer.prompt("Username")
+    if password_stdin:
+        password = sys.stdin.read().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True)
+    else:
+        raise UsageError("pass the password on stdin with --password-stdin")
+    if not password:
+        raise UsageError("the password is empty")
+    path = do_login(registry, username, password, options=transfer_options(1, plain_http, ca_file))
+    typer.echo(f"Login Succeeded (credentials kept in {path})")
+
+
+@app.command()
+def logout(registry: str = typer.Argument(..., help="Registry host.")) -> None:
+    """Forget the credentials `ocillm login` kept for a registry."""
+    from ocillm.registry import logout as do_logout
+
+    if do_logout(registry):
+        typer.echo(f"Removed login credentials for {registry}")
+    else:
+        typer.echo(f"Not logged in to {registry}")
+
+
+@app.command()
+def save(
+    references: list[str] = typer.Argument(..., help="Images to save."),
+    output: Path = typer.Option(..., "-o", "--output", help="The tar file to write."),
+    json_out: bool = _JSON,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Write images to an OCI-layout tar (for air-gapped sites; `ocillm load` reads it)."""
+    from ocillm.registry import save as do_save
+
+    refs = [ref(r) for r in references]
+    mode = mode_of(json_out, quiet)
+    with reporter(mode) as report:
+        saved = do_save(refs, open_store(), output, report=report)
+    if mode is Mode.HUMAN:
+        for r, digest in saved:
+            typer.echo(f"Saved {r.display()} {digest}")
+
+
+@app.command()
+def load(
+    input: Path = typer.Option(
+        ..., "-i", "--input", help="An OCI-layout tar (from `ocillm save`)."
+    ),
+    json_out: bool = _JSON,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
+) -> None:
+    """Import the images of an OCI-layout tar into the local store, verifying every blob."""
+    from ocillm.registry import load as do_load
+
+    mode = mode_of(json_out, quiet)
+    with reporter(mode) as report:
+        loaded = do_load(input, open_store(), report=report)
+    if mode is Mode.JSON:
+        emit_json({"loaded": [{"name": str(r), "digest": d} for r, d in loaded]})
+    elif mode is Mode.HUMAN:
+        for r, digest in loaded:
+            typer.echo(f"Loaded {r.display()} {digest}")

@@ -1,0 +1,36 @@
+"""How a transfer behaves: concurrency, chunking, ranges, retries, TLS and plain HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MiB = 1 << 20
+REMOTE_RANGE_THRESHOLD = 256 * MiB
+
+
+@dataclass(frozen=True)
+class TransferOptions:
+    """Knobs shared by pull, push, login, save and load (the CLI flags map onto these)."""
+
+    concurrency: int = 4
+    """Blobs transferred at once, and Range GETs in flight for one large blob."""
+    chunk_size: int | None = None
+    """Upload in PATCH chunks of this many bytes; None uploads in one streamed PUT."""
+    range_threshold: int | None = None
+    """Blobs at least this large are fetched as parallel Range GETs. None: 256 MiB for remote
+    registries, never for loopback ones (one stream is faster there: nothing limits a single
+    connection, and the CPU is better spent hashing)."""
+    range_segment: int = 64 * MiB
+    """Bytes per Range GET of a large blob."""
+    retries: int = 5
+    """Attempts per request on connection errors, 5xx and 429 (1 means no retry)."""
+    backoff: float = 0.5
+    """First backoff in seconds; doubles per attempt (capped), with jitter."""
+    backoff_cap: float = 10.0
+    plain_http: bool = False
+    """Use http:// for this registry (loopback hosts fall back to it on their own)."""
+    ca_file: Path | None = None
+    """A PEM bundle to verify TLS with instead of the system CAs."""
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
