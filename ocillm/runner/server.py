@@ -54,6 +54,9 @@ class _EngineServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are separate writes: without TCP_NODELAY, Nagle's algorithm holds the
+    # body until the daemon's delayed ACK (~40 ms on Linux) on every small response.
+    disable_nagle_algorithm = True
     server: _EngineServer  # type: ignore[assignment]
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -204,6 +207,8 @@ def serve_tcp(engine: Engine, port: int = 0, host: str = "127.0.0.1") -> _Runner
 
 
 class _UnixHandler(_Handler):
+    disable_nagle_algorithm = False  # no TCP here
+
     def address_string(self) -> str:
         return "unix"
 

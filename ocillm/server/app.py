@@ -1,0 +1,135 @@
+"""The app factory, its lifespan (scheduler up, every runner unloaded at exit), and ``serve``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ocillm import __version__
+from ocillm.config import Settings
+from ocillm.errors import OcillmError
+from ocillm.gpu import Discovery, SystemDiscovery
+from ocillm.scheduler import ProcessRunnerFactory, RunnerFactory, Scheduler
+from ocillm.server.address import parse_host
+from ocillm.server.context import ServerContext, default_context_length
+from ocillm.server.errors import describe_validation, status_and_message
+from ocillm.server.middleware import Guard, is_loopback_bind
+from ocillm.server.models import ModelCatalog
+from ocillm.server.routes.ollama import router
+from ocillm.store import Store
+
+log = logging.getLogger("ocillm.server")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    discovery: Discovery | None = None,
+    factory: RunnerFactory | None = None,
+) -> FastAPI:
+    """The daemon's ASGI app. ``discovery``/``factory`` default to the machine and real runners."""
+    cfg = settings or Settings.from_env()
+    disc = discovery or SystemDiscovery()
+    runners = factory or ProcessRunnerFactory(unix_socket=cfg.runner_unix_socket)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        scheduler = Scheduler.from_settings(cfg, disc, runners)
+        scheduler.spread = cfg.sched_spread
+        store = Store.open(cfg.models)
+        app.state.ctx = ServerContext(
+            settings=cfg,
+            store=store,
+            scheduler=scheduler,
+            catalog=ModelCatalog(store),
+            default_num_ctx=default_context_length(cfg, disc),
+        )
+        try:
+            yield
+        finally:
+            log.info("shutting down: unloading every model")
+            await scheduler.shutdown()
+
+    app = FastAPI(
+        title="ocillm",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.include_router(router)
+    _handlers(app)
+    address = parse_host(cfg.host)
+    app.add_middleware(
+        Guard,
+        origins=cfg.origins,
+        loopback=is_loopback_bind(address.host),
+        api_key=cfg.api_key,
+    )
+    return app
+
+
+def _handlers(app: FastAPI) -> None:
+    async def ocillm_error(_: Request, exc: Exception) -> Response:
+        status, message = status_and_message(exc)
+        return JSONResponse({"error": message}, status_code=status)
+
+    async def invalid(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"error": describe_validation(list(exc.errors()))}, status_code=400)
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return PlainTextResponse("404 page not found", status_code=404)
+        if exc.status_code == 405:
+            return PlainTextResponse("405 method not allowed", status_code=405)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    app.add_exception_handler(OcillmError, ocillm_error)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+
+
+def serve(settings: Settings | None = None) -> None:
+    """Run the daemon on ``OCILLM_HOST`` until SIGINT/SIGTERM, then unload every runner."""
+    import uvicorn
+
+    cfg = settings or Settings.from_env()
+    address = parse_host(cfg.host)
+    logging.basicConfig(
+        level=logging.DEBUG if cfg.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not cfg.debug:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per runner call
+    app = create_app(cfg)
+    config = uvicorn.Config(
+        app,
+        host=address.host,
+        port=address.port,
+        log_level="debug" if cfg.debug else "info",
+        access_log=cfg.debug,
+        timeout_graceful_shutdown=5,
+        lifespan="on",
+    )
+    log.info("ocillm %s listening on %s (models in %s)", __version__, address.url, cfg.models)
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            # uvicorn re-raises the signal after its graceful shutdown; a daemon that stopped
+            # cleanly (every runner unloaded) exits 0 instead.
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    _Server(config).run()

@@ -1,0 +1,266 @@
+"""``/api/generate`` and ``/api/chat``: check the request, get a runner, render, stream.
+
+Both are async generators of Ollama's response chunks; errors raised before the first chunk get
+their real status, later ones a final ``{"error": ...}`` line (see :mod:`.streaming`). The runner
+slot is released before the final chunk is yielded, so a finished request never holds a slot
+while its last line is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ocillm.runner import CompletionChunk, Runner
+from ocillm.server.context import ServerContext, created_at, keep_alive
+from ocillm.server.errors import ApiError
+from ocillm.server.formats import grammar_for
+from ocillm.server.models import ServedModel
+from ocillm.server.options import Options
+from ocillm.server.prompt import (
+    chat_messages,
+    chat_prompt,
+    generate_prompt,
+    resolve_think,
+    thinking_parser,
+)
+from ocillm.server.schemas.ollama import ChatRequest, GenerateRequest
+from ocillm.server.streaming import Chunk
+from ocillm.server.thinking import ThinkingParser
+
+NO_VISION = "this model is missing data required for image input"
+
+
+def _check_images(model: ServedModel, has_images: bool) -> None:
+    if not has_images:
+        return
+    if not model.has_projector:
+        raise ApiError(400, NO_VISION)
+    raise ApiError(501, "image input is not supported by ocillm's runners yet")
+
+
+def _metrics(final: CompletionChunk, start: int, load_ns: int) -> dict[str, Any]:
+    return {
+        "total_duration": time.perf_counter_ns() - start,
+        "load_duration": load_ns,
+        "prompt_eval_count": final.prompt_eval_count,
+        "prompt_eval_duration": final.prompt_eval_duration,
+        "eval_count": final.eval_count,
+        "eval_duration": final.eval_duration,
+    }
+
+
+async def _unload(ctx: ServerContext, model: ServedModel) -> None:
+    await ctx.scheduler.unload(model.key())
+    await ctx.scheduler.unload(model.key(embedding=True))
+
+
+def _split(parser: ThinkingParser | None, text: str) -> tuple[str, str]:
+    return ("", text) if parser is None else parser.add(text)
+
+
+def _generate_chunk(head: dict[str, Any], text: str, thought: str) -> Chunk:
+    out: Chunk = {**head, "created_at": created_at(), "response": text, "done": False}
+    if thought:
+        out["thinking"] = thought
+    return out
+
+
+def _options(ctx: ServerContext, model: ServedModel, request_options: Any) -> Options:
+    return Options.resolve(model.view.params, request_options, num_ctx=ctx.default_num_ctx)
+
+
+async def _tokens(runner: Runner, text: str) -> int:
+    return len(await runner.tokenize(text))
+
+
+async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Chunk]:
+    start = time.perf_counter_ns()
+    if req.raw and (req.template or req.system or req.context):
+        raise ApiError(400, "raw mode does not support template, system, or context")
+    model = await asyncio.to_thread(ctx.catalog.open, req.model)
+    if "completion" not in model.capabilities:
+        raise ApiError(400, f'"{req.model}" does not support generate')
+    if req.suffix and "insert" not in model.capabilities:
+        raise ApiError(400, f"{model.full_name} does not support insert")
+    think = resolve_think(model, req.think)
+    _check_images(model, bool(req.images))
+    alive = keep_alive(req.keep_alive)
+    head = {"model": req.model}
+    if not req.prompt and alive == 0:
+        await _unload(ctx, model)
+        yield {
+            **head,
+            "created_at": created_at(),
+            "response": "",
+            "done": True,
+            "done_reason": "unload",
+        }
+        return
+    opts = _options(ctx, model, req.options)
+    grammar = grammar_for(req.format)
+    load = model.load_request(opts.load(), keep_alive=alive, priority=req.priority)
+    final = CompletionChunk(done=True, done_reason="stop")
+    parts: list[str] = []
+    context: list[int] | None = None
+    asked = time.perf_counter_ns()
+    async with ctx.scheduler.acquire(model.key(), load) as runner:
+        load_ns = time.perf_counter_ns() - asked
+        if not req.prompt:
+            yield {
+                **head,
+                "created_at": created_at(),
+                "response": "",
+                "done": True,
+                "done_reason": "load",
+            }
+            return
+        if req.raw:
+            prompt = req.prompt
+        else:
+            prompt = generate_prompt(
+                model,
+                prompt=req.prompt,
+                system=req.system,
+                template=req.template,
+                suffix=req.suffix,
+                think=think,
+                with_model_messages=not req.context,
+            )
+            if req.context:
+                prompt = await runner.detokenize(list(req.context)) + prompt
+        parser = None if req.raw else thinking_parser(model, think, prompt, req.template)
+        async for chunk in runner.completion(opts.completion(prompt=prompt, grammar=grammar)):
+            if chunk.content:
+                parts.append(chunk.content)
+                thought, text = _split(parser, chunk.content)
+                if thought or text:
+                    yield _generate_chunk(head, text, thought)
+            if chunk.done:
+                final = chunk
+        if parser is not None:
+            thought, text = parser.finish()
+            if thought or text:
+                yield _generate_chunk(head, text, thought)
+        if not req.raw:
+            context = await runner.tokenize(prompt + "".join(parts), add_special=False)
+    out: Chunk = {
+        **head,
+        "created_at": created_at(),
+        "response": "",
+        "done": True,
+        "done_reason": final.done_reason or "stop",
+    }
+    if context is not None:
+        out["context"] = context
+    out.update(_metrics(final, start, load_ns))
+    yield out
+
+
+def merge_generate(chunks: list[Chunk]) -> Chunk:
+    """``stream: false``: one object, the text of every chunk joined, the final metrics."""
+    merged = dict(chunks[-1])
+    merged["response"] = "".join(str(c.get("response") or "") for c in chunks)
+    thinking = "".join(str(c.get("thinking") or "") for c in chunks)
+    if thinking:
+        merged["thinking"] = thinking
+    return merged
+
+
+def _message(content: str, thinking: str = "") -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if thinking:
+        message["thinking"] = thinking
+    return message
+
+
+def _chat_chunk(head: dict[str, Any], text: str, thought: str) -> Chunk:
+    return {**head, "created_at": created_at(), "message": _message(text, thought), "done": False}
+
+
+async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
+    start = time.perf_counter_ns()
+    model = await asyncio.to_thread(ctx.catalog.open, req.model)
+    if "completion" not in model.capabilities:
+        raise ApiError(400, f'"{req.model}" does not support chat')
+    if req.tools and "tools" not in model.capabilities:
+        raise ApiError(400, f"{model.full_name} does not support tools")
+    think = resolve_think(model, req.think)
+    _check_images(model, any(m.images for m in req.messages))
+    alive = keep_alive(req.keep_alive)
+    head = {"model": req.model}
+    if not req.messages and alive == 0:
+        await _unload(ctx, model)
+        yield {
+            **head,
+            "created_at": created_at(),
+            "message": _message(""),
+            "done": True,
+            "done_reason": "unload",
+        }
+        return
+    opts = _options(ctx, model, req.options)
+    grammar = grammar_for(req.format)
+    load = model.load_request(opts.load(), keep_alive=alive, priority=req.priority)
+    tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
+    messages = chat_messages(model, [m.model_dump(exclude_none=True) for m in req.messages])
+    num_ctx = opts.load().num_ctx
+    if model.context_length:
+        num_ctx = min(num_ctx, model.context_length)
+    final = CompletionChunk(done=True, done_reason="stop")
+    asked = time.perf_counter_ns()
+    async with ctx.scheduler.acquire(model.key(), load) as runner:
+        load_ns = time.perf_counter_ns() - asked
+        if not req.messages:
+            yield {
+                **head,
+                "created_at": created_at(),
+                "message": _message(""),
+                "done": True,
+                "done_reason": "load",
+            }
+            return
+        prompt = await chat_prompt(
+            model,
+            messages,
+            tools=tools,
+            think=think,
+            num_ctx=num_ctx,
+            truncate=req.truncate is not False,
+            count_tokens=lambda text: _tokens(runner, text),
+        )
+        parser = thinking_parser(model, think, prompt)
+        async for chunk in runner.completion(opts.completion(prompt=prompt, grammar=grammar)):
+            if chunk.content:
+                thought, text = _split(parser, chunk.content)
+                if thought or text:
+                    yield _chat_chunk(head, text, thought)
+            if chunk.done:
+                final = chunk
+        if parser is not None:
+            thought, text = parser.finish()
+            if thought or text:
+                yield _chat_chunk(head, text, thought)
+    out: Chunk = {
+        **head,
+        "created_at": created_at(),
+        "message": _message(""),
+        "done": True,
+        "done_reason": final.done_reason or "stop",
+    }
+    out.update(_metrics(final, start, load_ns))
+    yield out
+
+
+def merge_chat(chunks: list[Chunk]) -> Chunk:
+    merged = dict(chunks[-1])
+    message = dict(merged.get("message") or _message(""))
+    messages = [c.get("message") or {} for c in chunks]
+    message["content"] = "".join(str(m.get("content") or "") for m in messages)
+    thinking = "".join(str(m.get("thinking") or "") for m in messages)
+    if thinking:
+        message["thinking"] = thinking
+    merged["message"] = message
+    return merged

@@ -1,0 +1,334 @@
+"""The model-management routes' work: tags, show, ps, copy, delete, blobs, create, pull, push.
+
+The store, the builder and the registry library do the work; this module turns requests into
+their calls and their progress events into Ollama's progress stream. Library calls are
+synchronous, so they run in worker threads; events cross back to the event loop through a queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import PurePosixPath
+from typing import Any
+
+from pydantic import ValidationError
+
+from ocillm.build.builder import compile_modelfile
+from ocillm.errors import DigestMismatch, NotFound, OcillmError
+from ocillm.image import open_image
+from ocillm.image.describe import capabilities, details, format_parameters, show
+from ocillm.modelfile import Message, Modelfile
+from ocillm.oci.reference import Reference
+from ocillm.progress import Event, Reporter
+from ocillm.server.context import ServerContext
+from ocillm.server.errors import ApiError, validation_error
+from ocillm.server.models import reference_or_400
+from ocillm.server.options import check_options
+from ocillm.server.schemas.ollama import (
+    CopyRequest,
+    CreateRequest,
+    DeleteRequest,
+    PullRequest,
+    PushRequest,
+    ShowRequest,
+)
+from ocillm.server.streaming import Chunk
+
+_BLOB_DIGEST = re.compile(r"^sha256[:-][0-9a-fA-F]{64}$")
+#: What ``expires_at`` says for a model kept forever (Ollama's clients print "Forever").
+FOREVER = timedelta(days=365 * 290)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _hex(digest: str) -> str:
+    return digest.split(":", 1)[-1]
+
+
+# --- progress from worker threads ---------------------------------------------------------------
+
+
+async def events_from(work: Callable[[Reporter], object]) -> AsyncIterator[Chunk]:
+    """Run ``work(report)`` in a thread; yield each event it reports as Ollama's progress JSON."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def report(event: Event) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ("event", event.wire()))
+
+    def run() -> None:
+        try:
+            work(report)
+        except BaseException as exc:
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+        else:
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", None))
+
+    worker = loop.run_in_executor(None, run)
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "event":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        if worker.done():
+            worker.result()
+
+
+# --- listing ------------------------------------------------------------------------------------
+
+
+def tags(ctx: ServerContext) -> dict[str, Any]:
+    models = []
+    for record in sorted(ctx.store.images(), key=lambda r: r.modified, reverse=True):
+        try:
+            view = open_image(ctx.store, record.reference)
+            info = ctx.catalog.info(view.model_path)
+        except OcillmError:
+            continue  # another tool's entry, not a model image
+        name = record.reference.display()
+        models.append(
+            {
+                "name": name,
+                "model": name,
+                "modified_at": _iso(record.modified),
+                "size": view.size,
+                "digest": _hex(record.descriptor.digest),
+                "details": details(view),
+                "capabilities": capabilities(view, info),
+            }
+        )
+    return {"models": models}
+
+
+def show_model(ctx: ServerContext, req: ShowRequest) -> dict[str, Any]:
+    if not req.model.strip():
+        raise ApiError(400, "model is required")
+    model = ctx.catalog.open(req.model)
+    data = show(model.view, verbose=req.verbose)
+    if req.system:
+        data["system"] = req.system
+    if req.options:
+        data["parameters"] = format_parameters({**model.view.params, **check_options(req.options)})
+    return data
+
+
+def ps(ctx: ServerContext) -> dict[str, Any]:
+    rows = []
+    far = datetime.now(timezone.utc) + FOREVER
+    for m in ctx.scheduler.ps():
+        name = m.name
+        rows.append(
+            {
+                "name": name,
+                "model": name,
+                "size": m.size,
+                "digest": _hex(m.digest),
+                "details": ctx.catalog.details_of(m.digest),
+                "expires_at": _iso(m.expires_at or far),
+                "size_vram": m.size_vram,
+                "context_length": m.context_length,
+                "processor": m.processor,
+                "pid": m.pid,
+            }
+        )
+    return {"models": rows}
+
+
+# --- copy, delete -------------------------------------------------------------------------------
+
+
+def copy(ctx: ServerContext, req: CopyRequest) -> None:
+    source = reference_or_400(req.source, f'source "{req.source}" is invalid')
+    dest = reference_or_400(req.destination, f'destination "{req.destination}" is invalid')
+    try:
+        desc = ctx.store.resolve(source)
+    except NotFound:
+        raise ApiError(404, f'model "{req.source}" not found') from None
+    ctx.store.tag(dest, desc)
+
+
+async def delete(ctx: ServerContext, req: DeleteRequest) -> None:
+    ref = reference_or_400(req.model, f'name "{req.model}" is invalid')
+    try:
+        model = await asyncio.to_thread(ctx.catalog.open, req.model)
+    except ApiError:
+        model = None
+    try:
+        await asyncio.to_thread(ctx.store.remove, ref)
+    except NotFound:
+        raise ApiError(404, f"model '{req.model}' not found") from None
+    if model is not None and not _still_tagged(ctx, model.view.digest):
+        await ctx.scheduler.unload(model.key())
+        await ctx.scheduler.unload(model.key(embedding=True))
+
+
+def _still_tagged(ctx: ServerContext, digest: str) -> bool:
+    return any(r.descriptor.digest == digest for r in ctx.store.images())
+
+
+# --- blobs --------------------------------------------------------------------------------------
+
+
+def blob_digest(text: str) -> str:
+    if not _BLOB_DIGEST.match(text):
+        raise ApiError(400, "invalid digest format")
+    return "sha256:" + text[7:].lower()
+
+
+def has_blob(ctx: ServerContext, text: str) -> bool:
+    return ctx.store.blobs.has(blob_digest(text))
+
+
+async def put_blob(ctx: ServerContext, text: str, body: AsyncIterator[bytes]) -> bool:
+    """Store the request body as ``digest``, verified before it is visible. True if it is new."""
+    digest = blob_digest(text)
+    if ctx.store.blobs.has(digest):
+        return False
+    loop = asyncio.get_running_loop()
+    it = aiter(body)
+
+    async def next_chunk() -> bytes:
+        return await anext(it)
+
+    def chunks() -> Iterator[bytes]:
+        while True:
+            try:
+                yield asyncio.run_coroutine_threadsafe(next_chunk(), loop).result()
+            except StopAsyncIteration:
+                return
+
+    try:
+        await asyncio.to_thread(ctx.store.blobs.put_stream, chunks(), expected=digest)
+    except DigestMismatch as err:
+        raise ApiError(
+            400, f'digest mismatch, expected "{err.expected}", got "{err.actual}"'
+        ) from None
+    return True
+
+
+# --- create -------------------------------------------------------------------------------------
+
+
+def _relative(name: str) -> None:
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or ".." in path.parts or "\\" in name:
+        raise ApiError(400, "file path must be relative")
+
+
+def _blob_path(ctx: ServerContext, digest: str) -> str:
+    try:
+        d = blob_digest(digest)
+    except ApiError:
+        raise ApiError(400, "invalid digest format") from None
+    if not ctx.store.blobs.has(d):
+        raise ApiError(400, f'blob "{d}" not found: upload it first with POST /api/blobs/{d}')
+    return str(ctx.store.blobs.path(d))
+
+
+def modelfile_of(ctx: ServerContext, req: CreateRequest) -> Modelfile:
+    """The JSON create request as the Modelfile it stands for (files are store blobs)."""
+    if req.from_:
+        froms = [req.from_]
+    elif req.files:
+        froms = []
+        for name, digest in req.files.items():
+            _relative(name)
+            froms.append(_blob_path(ctx, digest))
+    else:
+        raise ApiError(400, "neither 'from' or 'files' was specified")
+    adapters = []
+    if req.adapters:
+        if len(req.adapters) > 1:
+            raise ApiError(400, "only one adapter is currently supported")
+        for name, digest in req.adapters.items():
+            _relative(name)
+            adapters.append(_blob_path(ctx, digest))
+    licenses = [req.license] if isinstance(req.license, str) else list(req.license or [])
+    params = {k: v for k, v in (req.parameters or {}).items() if v is not None}
+    params.update(check_options(params))
+    messages = []
+    for m in req.messages or []:
+        if m.role not in ("system", "user", "assistant"):
+            raise ApiError(
+                400, f"invalid message role {m.role!r}: expected system, user or assistant"
+            )
+        messages.append(Message(role=m.role, content=m.content))
+    try:
+        return Modelfile(
+            froms=froms,
+            parameters=params,
+            template=req.template,
+            system=req.system,
+            adapters=adapters,
+            licenses=licenses,
+            messages=messages,
+            requires=req.requires,
+            renderer=req.renderer,
+            parser=req.parser,
+        )
+    except ValidationError as err:
+        raise validation_error(err) from None
+    except ValueError as err:
+        raise ApiError(400, str(err)) from None
+
+
+def create(ctx: ServerContext, req: CreateRequest) -> AsyncIterator[Chunk]:
+    if not req.model.strip():
+        raise ApiError(400, "model is required")
+    ref = reference_or_400(req.model, "invalid model name")
+    modelfile = modelfile_of(ctx, req)
+    quantize = req.quantize or req.quantization
+
+    def work(report: Reporter) -> None:
+        def pull_base(base: Reference) -> None:
+            from ocillm.registry import pull
+
+            pull(base, ctx.store, report=report)
+
+        compile_modelfile(
+            modelfile,
+            [ref],
+            store=ctx.store,
+            context=ctx.store.root,
+            filename="create request",
+            quantize=quantize,
+            report=report,
+            pull_base=pull_base,
+        )
+
+    return events_from(work)
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+
+def pull(ctx: ServerContext, req: PullRequest) -> AsyncIterator[Chunk]:
+    from ocillm.registry import TransferOptions
+    from ocillm.registry import pull as pull_image
+
+    ref = reference_or_400(req.model, "invalid model name")
+    options = TransferOptions(plain_http=req.insecure)
+    return events_from(lambda report: pull_image(ref, ctx.store, options=options, report=report))
+
+
+def push(ctx: ServerContext, req: PushRequest) -> AsyncIterator[Chunk]:
+    from ocillm.registry import TransferOptions
+    from ocillm.registry import push as push_image
+
+    ref = reference_or_400(req.model, "invalid model name")
+    try:
+        ctx.store.resolve(ref)
+    except NotFound:
+        raise ApiError(404, f"model '{req.model}' not found") from None
+    options = TransferOptions(plain_http=req.insecure)
+    return events_from(lambda report: push_image(ref, ctx.store, options=options, report=report))

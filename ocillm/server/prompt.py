@@ -1,0 +1,149 @@
+"""Prompts for ``/api/generate`` and ``/api/chat``: which template, which messages, what fits.
+
+The template engine (:mod:`ocillm.template`) renders; this module only chooses. A Go TEMPLATE is
+rendered with Ollama's semantics (Modelfile SYSTEM and MESSAGEs prepended as Ollama does); an
+image without one uses its GGUF ``tokenizer.chat_template`` (Jinja), else ``{{ .Prompt }}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
+
+from ocillm.server.errors import ApiError
+from ocillm.server.models import ServedModel, TemplateChoice
+from ocillm.server.thinking import ThinkingParser
+from ocillm.template import (
+    build_messages,
+    infer_thinking_tags,
+    parse_template,
+    render_chat_template,
+    render_prompt,
+    truncate_messages,
+)
+
+Message = dict[str, Any]
+CountTokens = Callable[[str], Coroutine[Any, Any, int]]
+
+THINK_LEVELS = ("low", "medium", "high", "max")
+
+
+def check_think(value: Any) -> bool | str | None:
+    """A request's ``think``: None, a bool or a level; anything else is Ollama's 400."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value in THINK_LEVELS:
+        return value
+    if isinstance(value, str) and value in ("true", "false"):
+        return value == "true"
+    raise ApiError(400, f"invalid think value: {value!r}")
+
+
+def resolve_think(model: ServedModel, value: Any) -> bool | str | None:
+    """Ollama's rule: a thinking model thinks unless told not to; others refuse ``think``."""
+    think = check_think(value)
+    thinking = "thinking" in model.capabilities
+    if think not in (None, False) and not thinking:
+        raise ApiError(400, f'"{model.requested}" does not support thinking')
+    if think is None and thinking:
+        return True
+    return think
+
+
+def thinking_parser(
+    model: ServedModel, think: bool | str | None, prompt: str, template: str | None = None
+) -> ThinkingParser | None:
+    """A parser for the output when the model thinks and its template names the tags."""
+    if think in (None, False) or "thinking" not in model.capabilities:
+        return None
+    choice = model.template(template)
+    if choice.kind != "go":
+        return None
+    opening, closing = infer_thinking_tags(parse_template(choice.text))
+    if not opening or not closing:
+        return None
+    return ThinkingParser(opening, closing, prompt=prompt)
+
+
+def _jinja(
+    model: ServedModel, choice: TemplateChoice, messages: Sequence[Message], tools: Any
+) -> str:
+    bos = model.info.bos_token or ""
+    text = render_chat_template(
+        choice.text,
+        messages=messages,
+        tools=tools,
+        bos_token=bos,
+        eos_token=model.info.eos_token or "",
+        add_generation_prompt=True,
+    )
+    # The runner's tokenizer adds BOS where the model wants one; do not send it twice.
+    if bos and text.startswith(bos):
+        text = text[len(bos) :]
+    return text
+
+
+def generate_prompt(
+    model: ServedModel,
+    *,
+    prompt: str,
+    system: str | None,
+    template: str | None,
+    suffix: str | None,
+    think: bool | str | None,
+    with_model_messages: bool = True,
+) -> str:
+    choice = model.template(template)
+    sys_text = system if system else model.view.system
+    model_messages = model.view.messages if with_model_messages else []
+    if choice.kind == "jinja":
+        messages = build_messages(prompt=prompt, system=sys_text, model_messages=model_messages)
+        return _jinja(model, choice, messages, None)
+    return render_prompt(
+        choice.text,
+        prompt=prompt,
+        system=sys_text,
+        suffix=suffix,
+        think=think,
+        model_messages=model_messages,
+    )
+
+
+def chat_messages(model: ServedModel, messages: Sequence[Mapping[str, Any]]) -> list[Message]:
+    """The messages rendered: Modelfile MESSAGEs, then the request's, SYSTEM first if needed."""
+    return build_messages(messages, system=model.view.system, model_messages=model.view.messages)
+
+
+async def chat_prompt(
+    model: ServedModel,
+    messages: list[Message],
+    *,
+    tools: list[dict[str, Any]] | None,
+    think: bool | str | None,
+    num_ctx: int,
+    truncate: bool,
+    count_tokens: CountTokens,
+) -> str:
+    """Render the chat; when it does not fit ``num_ctx``, drop the oldest turns (Ollama's rule)."""
+    choice = model.template()
+    if choice.kind == "jinja":
+        return _jinja(model, choice, messages, tools)
+    text = render_prompt(choice.text, messages=messages, tools=tools, think=think)
+    if not truncate or len(messages) <= 1 or await count_tokens(text) <= num_ctx:
+        return text
+    loop = asyncio.get_running_loop()
+
+    def count(rendered: str) -> int:
+        return asyncio.run_coroutine_threadsafe(count_tokens(rendered), loop).result()
+
+    kept = await asyncio.to_thread(
+        truncate_messages,
+        choice.text,
+        messages,
+        num_ctx=num_ctx,
+        count_tokens=count,
+        tools=tools,
+        think=think,
+    )
+    return render_prompt(choice.text, messages=kept, tools=tools, think=think)
