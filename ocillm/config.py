@@ -50,6 +50,7 @@ class Settings:
     gpu_overhead: int = 0
     context_length: int = 0
     runner_unix_socket: bool = False
+    runner_spare: bool = True
     insecure_registries: tuple[str, ...] = ()
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
@@ -80,6 +81,7 @@ class Settings:
             gpu_overhead=_int(e, "OCILLM_GPU_OVERHEAD", 0),
             context_length=_int(e, "OCILLM_CONTEXT_LENGTH", 0),
             runner_unix_socket=_bool(e.get("OCILLM_RUNNER_UNIX_SOCKET")),
+            runner_spare=_bool(e.get("OCILLM_RUNNER_SPARE"), default=True),
             insecure_registries=_list("OCILLM_INSECURE_REGISTRIES"),
             registry_username=e.get("OCILLM_REGISTRY_USERNAME") or None,
             registry_password=e.get("OCILLM_REGISTRY_PASSWORD") or None,

@@ -2,11 +2,16 @@
 
 Prints ``OCILLM_RUNNER_READY port=N`` (or ``socket=PATH``) on stdout once it listens. A load that
 fails prints ``error: ...`` on stderr and exits with status 1.
+
+``python -m ocillm.runner --spare`` is a runner started before its model is known: it pays for
+the interpreter and the llama.cpp import up front, then reads its arguments as one JSON line
+(``{"argv": [...]}``) from stdin. The daemon keeps one, so a cold load costs only the load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import socketserver
@@ -59,7 +64,24 @@ def _terminate(_signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def _arguments_from_stdin() -> list[str] | None:
+    """A spare's arguments: one JSON line from the daemon, or None when stdin closes first."""
+    import llama_cpp  # noqa: F401  (the reason a spare exists: import before the model is known)
+
+    line = sys.stdin.readline()
+    if not line.strip():
+        return None
+    request = json.loads(line)
+    return [str(a) for a in request["argv"]]
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--spare"]:
+        spare_argv = _arguments_from_stdin()
+        if spare_argv is None:
+            return 0
+        argv = spare_argv
     args = _parser().parse_args(argv)
     if args.watch_stdin:
         _exit_when_stdin_closes()

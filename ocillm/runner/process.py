@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -81,8 +82,10 @@ class RunnerProcess(Runner):
         unix_socket: bool = False,
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
+        spare: SpareProcess | None = None,
     ) -> RunnerProcess:
-        """Spawn the runner and wait until it prints READY (or fails, or ``load_timeout`` ends)."""
+        """Spawn the runner (or hand ``spare`` its arguments) and wait until it prints READY (or
+        fails, or ``load_timeout`` ends)."""
         argv = spec.argv(python)
         socket_dir = None
         if unix_socket:
@@ -90,18 +93,9 @@ class RunnerProcess(Runner):
             argv += ["--socket", os.path.join(socket_dir, "runner.sock")]
         else:
             argv += ["--port", "0"]
-        child_env = dict(os.environ if env is None else env)
-        child_env.update(spec.env())
-        paths = [_package_root(), *filter(None, child_env.get("PYTHONPATH", "").split(os.pathsep))]
-        child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=child_env,
-            start_new_session=True,
-        )
+        proc = await spare.hand_over(spec, argv[3:]) if spare is not None else None
+        if proc is None:
+            proc = await _spawn(argv, _child_env(spec.env(), env))
         stderr: deque[str] = deque(maxlen=STDERR_LINES)
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         readers = [
@@ -221,6 +215,67 @@ class RunnerProcess(Runner):
             return await self._client.embed(request)
         except RunnerUnreachable as err:
             raise await self._dead(err) from err
+
+
+class SpareProcess:
+    """A runner process started before its model is known (``python -m ocillm.runner --spare``).
+
+    It has imported llama.cpp and waits on stdin for its arguments; ``RunnerProcess.start``
+    hands them over. Only a spec whose environment (which GPUs it sees) matches can use it: that
+    environment must be in place before the GPU runtime starts.
+    """
+
+    def __init__(self, proc: asyncio.subprocess.Process, gpu_env: dict[str, str]) -> None:
+        self.proc = proc
+        self.gpu_env = gpu_env
+
+    @classmethod
+    async def spawn(
+        cls,
+        gpu_env: Mapping[str, str],
+        *,
+        python: str = sys.executable,
+        env: Mapping[str, str] | None = None,
+    ) -> SpareProcess:
+        argv = [python, "-m", "ocillm.runner", "--spare"]
+        return cls(await _spawn(argv, _child_env(gpu_env, env)), dict(gpu_env))
+
+    async def hand_over(
+        self, spec: RunnerSpec, args: list[str]
+    ) -> asyncio.subprocess.Process | None:
+        """Give the spare its arguments; None (and the spare stopped) when it cannot take them."""
+        if self.proc.returncode is None and spec.env() == self.gpu_env:
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(json.dumps({"argv": args}).encode() + b"\n")
+                await self.proc.stdin.drain()
+                return self.proc
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        await self.discard()
+        return None
+
+    async def discard(self) -> None:
+        await _kill(self.proc, grace=1.0)
+
+
+def _child_env(gpu_env: Mapping[str, str], base: Mapping[str, str] | None) -> dict[str, str]:
+    child_env = dict(os.environ if base is None else base)
+    child_env.update(gpu_env)
+    paths = [_package_root(), *filter(None, child_env.get("PYTHONPATH", "").split(os.pathsep))]
+    child_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return child_env
+
+
+async def _spawn(argv: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def _tail(lines: deque[str]) -> str:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from ocillm.runner.base import Runner
 from ocillm.runner.errors import RunnerError, RunnerLoadError
-from ocillm.runner.process import RunnerProcess
+from ocillm.runner.process import RunnerProcess, SpareProcess
 from ocillm.runner.protocol import (
     CompletionChunk,
     CompletionRequest,
@@ -29,6 +29,12 @@ class RunnerFactory(ABC):
     async def start(self, spec: RunnerSpec, *, load_timeout: float) -> Runner:
         """A loaded, healthy runner for ``spec``; raises ``RunnerLoadError`` otherwise."""
 
+    async def prestart(self) -> None:  # noqa: B027  (an optional hook)
+        """Get ready for a first load (the daemon calls it at start-up)."""
+
+    async def close(self) -> None:  # noqa: B027  (an optional hook)
+        """Release what the factory holds between loads (the scheduler calls it at shutdown)."""
+
 
 class ProcessRunnerFactory(RunnerFactory):
     """One ``python -m ocillm.runner`` process per model, over loopback TCP or a unix socket."""
@@ -39,19 +45,53 @@ class ProcessRunnerFactory(RunnerFactory):
         unix_socket: bool = False,
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
+        spare: bool = True,
     ) -> None:
         self.unix_socket = unix_socket
         self.python = python
         self.env = env
+        # One runner process kept started ahead of need (interpreter up, llama.cpp imported), so
+        # a cold load pays only for the load itself. Replaced after each use.
+        self.keep_spare = spare
+        self._spare: asyncio.Task[SpareProcess] | None = None
+
+    async def prestart(self) -> None:
+        if self.keep_spare and self._spare is None:
+            self._spare = asyncio.ensure_future(
+                SpareProcess.spawn({}, python=self.python, env=self.env)
+            )
 
     async def start(self, spec: RunnerSpec, *, load_timeout: float) -> Runner:
-        return await RunnerProcess.start(
-            spec,
-            load_timeout=load_timeout,
-            unix_socket=self.unix_socket,
-            python=self.python,
-            env=self.env,
-        )
+        spare = await self._take_spare()
+        try:
+            return await RunnerProcess.start(
+                spec,
+                load_timeout=load_timeout,
+                unix_socket=self.unix_socket,
+                python=self.python,
+                env=self.env,
+                spare=spare,
+            )
+        finally:
+            if self.keep_spare:
+                gpu_env = spec.env()
+                self._spare = asyncio.ensure_future(
+                    SpareProcess.spawn(gpu_env, python=self.python, env=self.env)
+                )
+
+    async def _take_spare(self) -> SpareProcess | None:
+        task, self._spare = self._spare, None
+        if task is None:
+            return None
+        try:
+            return await task
+        except OSError:
+            return None
+
+    async def close(self) -> None:
+        spare = await self._take_spare()
+        if spare is not None:
+            await spare.discard()
 
 
 class StubRunner(Runner):

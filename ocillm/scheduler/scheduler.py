@@ -182,6 +182,7 @@ class Scheduler:
         await asyncio.gather(*(self._unload(e) for e in list(self._entries.values())))
         if self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
+        await self.factory.close()
 
     def ps(self) -> list[RunningModel]:
         now = time.time()

@@ -38,12 +38,15 @@ def create_app(
     """The daemon's ASGI app. ``discovery``/``factory`` default to the machine and real runners."""
     cfg = settings or Settings.from_env()
     disc = discovery or SystemDiscovery()
-    runners = factory or ProcessRunnerFactory(unix_socket=cfg.runner_unix_socket)
+    runners = factory or ProcessRunnerFactory(
+        unix_socket=cfg.runner_unix_socket, spare=cfg.runner_spare
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = Scheduler.from_settings(cfg, disc, runners)
         scheduler.spread = cfg.sched_spread
+        await runners.prestart()
         store = Store.open(cfg.models)
         app.state.ctx = ServerContext(
             settings=cfg,
