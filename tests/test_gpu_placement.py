@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from scheduler_support import LLAMA_SHAPE
 
 from ocillm.gguf import read_gguf_info
 from ocillm.gpu import (
@@ -23,16 +24,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 #: A ~1.3 GB llama-like model: 16 blocks of 64 MiB, a 128 MiB output layer.
-SHAPE = ModelShape(
-    block_count=16,
-    embedding_length=2048,
-    head_count=16,
-    head_count_kv=4,
-    vocab_size=32000,
-    layer_bytes={i: 64 * MiB for i in range(16)},
-    output_bytes=128 * MiB,
-    total_bytes=16 * 64 * MiB + 2 * 128 * MiB,
-)
+SHAPE = LLAMA_SHAPE
 RAM = SystemMemory(total=16 * GiB, free=16 * GiB)
 
 

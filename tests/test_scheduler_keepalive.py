@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Coroutine
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from scheduler_support import SMALL_SHAPE, run
 
 from ocillm.config import Settings
 from ocillm.errors import UsageError
-from ocillm.gpu import FakeDiscovery, ModelShape
+from ocillm.gpu import FakeDiscovery
 from ocillm.scheduler import (
     LoadRequest,
     Scheduler,
@@ -22,22 +22,7 @@ from ocillm.scheduler import (
     parse_keep_alive,
 )
 
-T = TypeVar("T")
-MiB = 1 << 20
-SHAPE = ModelShape(
-    block_count=4,
-    embedding_length=256,
-    head_count=4,
-    head_count_kv=4,
-    vocab_size=1000,
-    layer_bytes={i: 10 * MiB for i in range(4)},
-    output_bytes=5 * MiB,
-    total_bytes=50 * MiB,
-)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coro, 20))
+SHAPE = SMALL_SHAPE
 
 
 def request(name: str = "m", **kw: Any) -> LoadRequest:

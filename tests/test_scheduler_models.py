@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from scheduler_support import LLAMA_SHAPE, run
 
-from ocillm.gpu import FakeDiscovery, ModelShape, SystemMemory, fake_gpu
+from ocillm.gpu import FakeDiscovery, SystemMemory, fake_gpu
 from ocillm.runner import CompletionRequest, RunnerError, RunnerLoadError
 from ocillm.scheduler import (
     InsufficientMemory,
@@ -24,21 +24,8 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 #: ~1.3 GB of weights; about 1.8 GiB fully on a GPU with a 2048-token context.
-SHAPE = ModelShape(
-    block_count=16,
-    embedding_length=2048,
-    head_count=16,
-    head_count_kv=4,
-    vocab_size=32000,
-    layer_bytes={i: 64 * MiB for i in range(16)},
-    output_bytes=128 * MiB,
-    total_bytes=16 * 64 * MiB + 2 * 128 * MiB,
-)
+SHAPE = LLAMA_SHAPE
 OPTS = LoadOptions(num_ctx=2048)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coro, 20))
 
 
 def request(name: str = "m", **kw: Any) -> LoadRequest:

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from scheduler_support import SMALL_SHAPE, run
 
-from ocillm.gpu import FakeDiscovery, ModelShape
+from ocillm.gpu import FakeDiscovery
 from ocillm.runner import CompletionRequest
 from ocillm.scheduler import LoadRequest, QueueFull, Scheduler, SchedulerClosed, StubRunnerFactory
 
-T = TypeVar("T")
-MiB = 1 << 20
-SHAPE = ModelShape(
-    block_count=4,
-    embedding_length=256,
-    head_count=4,
-    head_count_kv=4,
-    vocab_size=1000,
-    layer_bytes={i: 10 * MiB for i in range(4)},
-    output_bytes=5 * MiB,
-    total_bytes=50 * MiB,
-)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(coro, 20))
+SHAPE = SMALL_SHAPE
 
 
 def request(name: str = "m", **kw: Any) -> LoadRequest:
