@@ -220,7 +220,9 @@ def test_rebuild_of_unchanged_inputs_reads_nothing(
 
     calls: list[Path] = []
     real = blobs.copy_and_hash
-    monkeypatch.setattr(blobs, "copy_and_hash", lambda s, d: calls.append(s) or real(s, d))
+    monkeypatch.setattr(
+        blobs, "copy_and_hash", lambda s, d, p=None: calls.append(s) or real(s, d, p)
+    )
     again = _build(store, modelfile)
     assert calls == [] and again.descriptor.digest == first.descriptor.digest
     (tmp_path / "p" / "tiny.gguf").touch()  # new mtime: hashed again, same content

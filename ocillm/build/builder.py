@@ -244,8 +244,13 @@ class _Compiler:
         for file in files:
             if not is_gguf(file):
                 raise self.error(instruction, value, f"{file}: not a GGUF file")
-            self.report(Event(f"copying {file.name}", total=file.stat().st_size, completed=0))
-            digest, size, new = self.store.blobs.import_file(file)
+            status, total = f"copying {file.name}", file.stat().st_size
+            self.report(Event(status, total=total, completed=0))
+
+            def copied(n: int, status: str = status, total: int = total) -> None:
+                self.report(Event(status, total=total, completed=n))
+
+            digest, size, new = self.store.blobs.import_file(file, copied)
             self.report(_layer_event(digest, new, size))
             actual = role
             if role is Role.MODEL and _is_projector(file):

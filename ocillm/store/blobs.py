@@ -11,7 +11,7 @@ from typing import BinaryIO, NamedTuple
 
 from ocillm.errors import BuildError, DigestMismatch, NotFound, StoreError
 from ocillm.oci.digest import check_digest, digest_hex
-from ocillm.store.copyfile import copy_and_hash, hash_file
+from ocillm.store.copyfile import Progress, copy_and_hash, hash_file
 from ocillm.store.digestcache import DigestCache, file_key
 from ocillm.store.locks import fsync_dir
 
@@ -151,7 +151,7 @@ class BlobStore:
             raise
         return self.commit(tmp, expected=expected, known="sha256:" + h.hexdigest()), size
 
-    def import_file(self, src: Path) -> Imported:
+    def import_file(self, src: Path, progress: Progress | None = None) -> Imported:
         """Copy a local file into the store (reflink or kernel copy) while hashing it.
 
         A digest cache keyed on (device, inode, size, mtime_ns) makes unchanged inputs free.
@@ -168,7 +168,7 @@ class BlobStore:
             return Imported(cached, before.st_size, False)
         tmp = self.temp_path()
         try:
-            digest, size, _ = copy_and_hash(src, tmp)
+            digest, size, _ = copy_and_hash(src, tmp, progress)
             after = os.stat(src)
             if file_key(after) != file_key(before) or size != before.st_size:
                 raise BuildError(f"{src}: the file changed while it was being copied")

@@ -11,22 +11,36 @@ import fcntl
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 CHUNK = 1 << 20
 FICLONE = 0x40049409  # linux/fs.h _IOW(0x94, 9, int)
 
 
-def hash_file(path: Path) -> tuple[str, int]:
-    """sha256 digest and size of a file, read in 1 MiB chunks into one reused buffer."""
+Progress = Callable[[int], None]
+PROGRESS_EVERY = 64 << 20
+
+
+def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:
+    """sha256 digest and size of a file, read in 1 MiB chunks into one reused buffer.
+
+    ``progress`` is called with the bytes hashed so far, every 64 MiB and at the end.
+    """
     h = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     size = 0
+    reported = 0
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
             h.update(view[:n])
             size += n
+            if progress is not None and size - reported >= PROGRESS_EVERY:
+                progress(size)
+                reported = size
+    if progress is not None:
+        progress(size)
     return "sha256:" + h.hexdigest(), size
 
 
@@ -56,7 +70,7 @@ def _kernel_copy(src_fd: int, dst_fd: int, size: int) -> None:
         os.write(dst_fd, chunk)
 
 
-def copy_and_hash(src: Path, dst: Path) -> tuple[str, int, bool]:
+def copy_and_hash(src: Path, dst: Path, progress: Progress | None = None) -> tuple[str, int, bool]:
     """Copy ``src`` to the new file ``dst`` and hash ``src``; returns (digest, size, reflinked)."""
     with open(src, "rb", buffering=0) as fsrc, open(dst, "xb", buffering=0) as fdst:
         size = os.fstat(fsrc.fileno()).st_size
@@ -77,7 +91,7 @@ def copy_and_hash(src: Path, dst: Path) -> tuple[str, int, bool]:
 
             copier = threading.Thread(target=run, name="ocillm-copy", daemon=True)
             copier.start()
-        digest, hashed = hash_file(src)
+        digest, hashed = hash_file(src, progress)
         if copier is not None:
             copier.join()
         if error:
