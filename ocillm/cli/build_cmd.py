@@ -39,9 +39,6 @@ def build(
 ) -> None:
     """Build an image from a Modelfile into the local store."""
     from ocillm.build import build_image
-    from ocillm.cli.registry_cmd import transfer_options
-    from ocillm.registry import pull as pull_image
-    from ocillm.registry import push as push_image
 
     if not tag:
         raise UsageError("name the image with -t REF (for example -t my-model:1.0)")
@@ -51,11 +48,14 @@ def build(
     mode = mode_of(json_out, quiet)
     modelfile = _modelfile_path(file, context)
     store = open_store()
-    options = transfer_options(4, plain_http, ca_file)
     with reporter(mode) as report:
 
         def pull_base(base: Reference) -> None:
-            pull_image(base, store, options=options, report=report)
+            # The registry transport (oras, requests) loads only when a build needs it.
+            from ocillm.cli.registry_cmd import transfer_options
+            from ocillm.registry import pull as pull_image
+
+            pull_image(base, store, options=transfer_options(4, plain_http, ca_file), report=report)
 
         result = build_image(
             modelfile,
@@ -68,7 +68,13 @@ def build(
             report=report,
             pull_base=pull_base,
         )
-        pushed = [push_image(r, store, options=options, report=report) for r in refs if push]
+        pushed = []
+        if push:
+            from ocillm.cli.registry_cmd import transfer_options
+            from ocillm.registry import push as push_image
+
+            options = transfer_options(4, plain_http, ca_file)
+            pushed = [push_image(r, store, options=options, report=report) for r in refs]
     for warning in result.warnings:
         stderr.print(f"warning: {warning}", style="yellow")
     digest = result.descriptor.digest
