@@ -33,6 +33,21 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise UsageError(f"{name}={raw!r}: expected an integer") from None
 
 
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        from ocillm.errors import UsageError
+
+        raise UsageError(f"{name}={raw!r}: expected a number of seconds, 0 or more")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -52,6 +67,8 @@ class Settings:
     runner_unix_socket: bool = False
     runner_spare: bool = True
     insecure_registries: tuple[str, ...] = ()
+    registry_retries: int = 5
+    registry_backoff: float = 0.5
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
     api_key: str | None = field(default=None, repr=False)
@@ -83,6 +100,8 @@ class Settings:
             runner_unix_socket=_bool(e.get("OCILLM_RUNNER_UNIX_SOCKET")),
             runner_spare=_bool(e.get("OCILLM_RUNNER_SPARE"), default=True),
             insecure_registries=_list("OCILLM_INSECURE_REGISTRIES"),
+            registry_retries=max(1, _int(e, "OCILLM_REGISTRY_RETRIES", 5)),
+            registry_backoff=_float(e, "OCILLM_REGISTRY_BACKOFF", 0.5),
             registry_username=e.get("OCILLM_REGISTRY_USERNAME") or None,
             registry_password=e.get("OCILLM_REGISTRY_PASSWORD") or None,
             api_key=e.get("OCILLM_API_KEY") or None,

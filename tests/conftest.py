@@ -22,6 +22,7 @@ FIXTURES_DIR = REPO_ROOT / "registry-fixtures"
 if str(FIXTURES_DIR) not in sys.path:
     sys.path.insert(0, str(FIXTURES_DIR))
 
+import fault_proxy as fault_proxy_mod  # noqa: E402  (registry-fixtures/fault_proxy.py)
 import registry as registry_mod  # noqa: E402  (registry-fixtures/registry.py)
 import tiny_gguf as tiny_gguf_mod  # noqa: E402  (registry-fixtures/tiny_gguf.py)
 
@@ -214,3 +215,35 @@ def cli(ocillm_home: Path) -> CLI:
         )
 
     return run
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+FaultProxy = fault_proxy_mod.FaultProxy
+
+
+@pytest.fixture
+def fault_proxy_factory() -> Iterator[Callable[[Any], Any]]:
+    """``fault_proxy_factory(registry)``: a started ``fault_proxy.FaultProxy`` in front of it.
+
+    Every proxy made is closed at teardown (its server stopped, its connections shut).
+    """
+    made: list[Any] = []
+
+    def make(upstream: Any) -> Any:
+        proxy = FaultProxy(upstream.host).start()
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.close()
+
+
+@pytest.fixture
+def fault_proxy(registry: Any, fault_proxy_factory: Callable[[Any], Any]) -> Any:
+    """A fault-injecting proxy in front of the ``registry`` fixture (``.host`` is what a
+    reference names; ``.add_rule(...)`` injects faults; ``.requests`` is what the client sent).
+    """
+    return fault_proxy_factory(registry)

@@ -32,7 +32,13 @@ import requests
 from ocillm.errors import DigestMismatch, RegistryError
 from ocillm.oci.digest import digest_hex
 from ocillm.oci.models import Descriptor
-from ocillm.registry.client import RETRY_STATUSES, RegistryClient, is_loopback
+from ocillm.registry.client import (
+    RETRY_STATUSES,
+    RegistryClient,
+    _error_text,
+    is_loopback,
+    retry_after,
+)
 from ocillm.registry.options import REMOTE_RANGE_THRESHOLD, MiB, TransferOptions
 from ocillm.registry.progress import BlobProgress
 from ocillm.store import Store
@@ -69,7 +75,12 @@ class RangesUnsupported(Exception):
 
 
 class _Transient(Exception):
-    """A lost connection or short body: retry, resuming from the bytes already written."""
+    """A lost connection, short body, 5xx or 429: retry, resuming from the bytes written."""
+
+    def __init__(self, detail: str, status: int | None = None, delay: float | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.delay = delay  # the registry's Retry-After, when it sent one
 
 
 @dataclass
@@ -279,11 +290,14 @@ class _Download:
                 failures = 0 if seg.done > before else failures + 1
                 if failures >= max(1, self.options.retries):
                     raise RegistryError(
-                        self.client.registry, str(self.client.ref), None,
+                        self.client.registry, str(self.client.ref), e.status,
                         f"GET blob {self.digest}: {e} ({seg.done + seg.start} of {self.size} "
                         "bytes kept; pull again to resume)",
                     ) from None  # fmt: skip
-                time.sleep(self.client._backoff(failures))
+                delay = (
+                    e.delay if e.delay is not None else self.client._backoff(max(0, failures - 1))
+                )
+                time.sleep(delay)
 
     def _stream(self, fd: int, seg: _Segment) -> None:
         start = seg.start + seg.done
@@ -300,7 +314,7 @@ class _Download:
         with response:
             status = response.status_code
             if status in RETRY_STATUSES:
-                raise _Transient(f"HTTP {status}")
+                raise _Transient(_error_text(response), status, retry_after(response))
             if ranged and status == 200:
                 raise RangesUnsupported()
             if ranged and (

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from ocillm.config import settings
 
 MiB = 1 << 20
 REMOTE_RANGE_THRESHOLD = 256 * MiB
@@ -23,10 +25,12 @@ class TransferOptions:
     connection, and the CPU is better spent hashing)."""
     range_segment: int = 64 * MiB
     """Bytes per Range GET of a large blob."""
-    retries: int = 5
-    """Attempts per request on connection errors, 5xx and 429 (1 means no retry)."""
-    backoff: float = 0.5
-    """First backoff in seconds; doubles per attempt (capped), with jitter."""
+    retries: int = field(default_factory=lambda: settings().registry_retries)
+    """Attempts per request on connection errors, 5xx and 429 (1 means no retry); default
+    ``OCILLM_REGISTRY_RETRIES`` (5)."""
+    backoff: float = field(default_factory=lambda: settings().registry_backoff)
+    """First backoff in seconds; doubles per attempt (capped), with jitter; default
+    ``OCILLM_REGISTRY_BACKOFF`` (0.5)."""
     backoff_cap: float = 10.0
     plain_http: bool = False
     """Use http:// for this registry (loopback hosts fall back to it on their own)."""

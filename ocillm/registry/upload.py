@@ -2,9 +2,11 @@
 
 Uploads are one streamed ``PUT …?digest=`` by default (the fastest path on every registry
 that accepts it). They go in ``PATCH`` chunks when asked (``chunk_size``) or when the registry
-refuses the monolithic body with 413; chunks are never smaller than the registry's
-``OCI-Chunk-Min-Length``. A lost connection or a 5xx/429 restarts the upload in a new session,
-with backoff. Memory stays flat: the body is read from the store file as the socket drains it.
+refuses the monolithic body with 413 (a 413 to a chunk halves the chunk size, down to 256 KiB);
+chunks are never smaller than the registry's ``OCI-Chunk-Min-Length``. A lost connection, a
+5xx/429 (after ``Retry-After`` when given) or a token that expired mid-body restarts the upload
+in a new session, with backoff; giving up names the last status. Memory stays flat: the body is
+read from the store file as the socket drains it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ocillm.registry.progress import BlobProgress
 from ocillm.store import Store
 
 DEFAULT_CHUNK = 16 * MiB
+MIN_CHUNK = 256 * 1024  # the smallest chunk a 413 makes us try
 OCTET = "application/octet-stream"
 
 
@@ -44,12 +47,18 @@ class UploadStats:
 
 
 class _Retry(Exception):
-    def __init__(self, delay: float | None = None) -> None:
+    """A lost connection, 5xx, 429 or expired token: start the upload again in a new session."""
+
+    def __init__(self, error: RegistryError, delay: float | None = None) -> None:
+        self.error = error  # what to report when no attempt is left
         self.delay = delay
 
 
 class _TooLarge(Exception):
-    """413: the registry wants chunks."""
+    """413: the registry wants chunks, or smaller ones."""
+
+    def __init__(self, refused: int) -> None:
+        self.refused = refused  # the length of the body it refused
 
 
 class _Body:
@@ -99,33 +108,43 @@ def send_blob(
             return "mounted"
         break  # the registry opened an upload session instead: use it
     chunked = options.chunk_size is not None
+    chunk = options.chunk_size or DEFAULT_CHUNK
     attempts = max(1, options.retries)
-    for attempt in range(attempts):
+    failures = 0
+    minimum = 0
+    while True:
         progress.start(0)
         try:
             if location is None:
                 location, minimum = client.start_upload()
-            else:
-                minimum = 0
             if chunked:
-                size = max(options.chunk_size or DEFAULT_CHUNK, minimum)
-                sent = _chunked(client, store, desc, location, size, progress)
+                sent = _chunked(client, store, desc, location, max(chunk, minimum), progress)
             else:
                 sent = _monolithic(client, store, desc, location, progress)
             stats.add(uploaded=1, sent=sent)
             progress.done()
             return "uploaded"
-        except _TooLarge:
-            chunked = True
-        except _Retry as e:
-            if attempt + 1 >= attempts:
+        except _TooLarge as e:
+            # A 413 is not a transient failure: switch to chunks (or halve them), which ends,
+            # since a refused chunk at the floor is an error.
+            if chunked and e.refused <= max(minimum, MIN_CHUNK):
                 raise RegistryError(
-                    client.registry, str(client.ref), None,
-                    f"upload of blob {desc.digest} failed after {attempts} attempts",
+                    client.registry, str(client.ref), 413,
+                    f"blob {desc.digest} refused even in chunks of {e.refused} bytes",
                 ) from None  # fmt: skip
-            time.sleep(e.delay if e.delay is not None else client._backoff(attempt))
+            chunked = True
+            chunk = max(MIN_CHUNK, min(chunk, e.refused // 2))
+        except _Retry as e:
+            failures += 1
+            if failures >= attempts:
+                error = e.error
+                raise RegistryError(
+                    error.registry, error.reference, error.status,
+                    f"upload of blob {desc.digest}: {error.detail} "
+                    f"(gave up after {attempts} attempts)",
+                ) from None  # fmt: skip
+            time.sleep(e.delay if e.delay is not None else client._backoff(failures - 1))
         location = None
-    raise RegistryError(client.registry, str(client.ref), 413, f"blob {desc.digest} refused")
 
 
 def _monolithic(
@@ -142,7 +161,7 @@ def _monolithic(
         )
     if response.status_code == 413:
         response.close()
-        raise _TooLarge()
+        raise _TooLarge(desc.size)
     _check_commit(client, response, desc)
     return body.sent
 
@@ -166,6 +185,9 @@ def _chunked(
                 "Content-Length": str(n),
             }
             response = _send(client, "PATCH", location, headers, body)
+            if response.status_code == 413:
+                response.close()
+                raise _TooLarge(n)
             if response.status_code != 202:
                 raise client.fail(response, f"PATCH blob {desc.digest} at {offset}")
             response.close()
@@ -182,16 +204,25 @@ def _chunked(
 def _send(
     client: RegistryClient, method: str, url: str, headers: dict[str, str], body: _Body | bytes
 ) -> requests.Response:
+    """One upload request; what calls for a fresh upload session raises :class:`_Retry`."""
+    what = method
     try:
         response = client.request(method, url, headers=headers, data=body, retries=1)
     except RegistryError as e:
         if e.status is None:
-            raise _Retry() from None
+            raise _Retry(e) from None
         raise
     if response.status_code in RETRY_STATUSES:
         delay = retry_after(response)
-        response.close()
-        raise _Retry(delay)
+        raise _Retry(client.fail(response, what), delay)
+    if (
+        response.status_code == 401
+        and not isinstance(body, bytes)
+        and client.authenticator.unauthorized(response, sent=True)
+    ):
+        # The token expired (or was revoked) while the body streamed: the client cannot replay
+        # a streamed body itself, so a new token and a new upload session it is.
+        raise _Retry(client.fail(response, what), 0.0)
     return response
 
 
