@@ -14,11 +14,9 @@ its PID.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +26,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from procutil import free_port, stop_process  # registry-fixtures/procutil.py
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -105,13 +105,6 @@ def _serve(argv: list[str]) -> None:
     server.serve_forever()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class BlobServer:
     """The server as a child process; ``url`` uses the name ``localhost`` so that it is another
     host than the registry's ``127.0.0.1`` as far as any client can tell."""
@@ -120,7 +113,7 @@ class BlobServer:
         self.root = Path(root)
         self.workdir = Path(workdir)
         self.ignore_range = ignore_range
-        self.port = _free_port()
+        self.port = free_port()
         self.log = self.workdir / "blob-server.jsonl"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -159,17 +152,7 @@ class BlobServer:
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=timeout)
+        stop_process(self._proc, timeout)
         self._proc = None
 
 

@@ -26,12 +26,9 @@ and the variant's own (``${htpasswd}``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
-import signal
-import socket
 import ssl
 import string
 import subprocess
@@ -41,6 +38,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from procutil import free_port, stop_process  # registry-fixtures/procutil.py
 from token_issuer import ISSUER, SERVICE, TokenIssuer
 
 HERE = Path(__file__).resolve().parent
@@ -80,14 +78,6 @@ def find_registry_binary() -> str:
         "run the README's test command, which installs it, or set "
         f"{BINARY_ENV} to the binary"
     )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def hash_password(password: str) -> str:
@@ -290,18 +280,7 @@ class RegistryProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the process by its PID: SIGTERM, then SIGKILL after ``timeout`` seconds."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                proc.wait(timeout=timeout)
+        stop_process(self._proc, timeout)
         self._proc = None
         if self.token_issuer is not None:
             self.token_issuer.stop()

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import json
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +33,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from procutil import free_port, stop_process  # registry-fixtures/procutil.py
 
 SERVICE = "ocillm-test-registry"
 ISSUER = "ocillm-test-issuer"
@@ -210,20 +210,13 @@ def _serve(argv: list[str]) -> None:
     server.serve_forever()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class TokenIssuer:
     """The issuer as a child process in ``directory`` (keys, ``users.json``, ``requests.jsonl``)."""
 
     def __init__(self, directory: Path, users: dict[str, str], port: int | None = None) -> None:
         self.directory = Path(directory)
         self.users = dict(users)
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self._proc: subprocess.Popen[bytes] | None = None
         self.key, self.cert = ensure_keypair(self.directory)
 
@@ -272,17 +265,7 @@ class TokenIssuer:
                 time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=timeout)
+        stop_process(self._proc, timeout)
         self._proc = None
 
 

@@ -10,25 +10,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from procutil import free_port  # registry-fixtures/procutil.py (on sys.path via conftest)
 
 from ocillm.build.builder import build_image
 from ocillm.oci.reference import parse_reference
 from ocillm.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServerProcess:
