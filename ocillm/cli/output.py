@@ -65,8 +65,9 @@ def reporter(mode: Mode) -> Iterator[Reporter]:
         tasks: dict[str, TaskID] = {}
 
         def report(event: Event) -> None:
-            if event.total:
-                key = event.digest or event.status
+            key = event.digest or event.status
+            # A bar only for work in progress; an event that is already complete is a line.
+            if event.total and (key in tasks or event.completed != event.total):
                 if key not in tasks:
                     tasks[key] = progress.add_task(event.status, total=event.total)
                 progress.update(tasks[key], completed=event.completed or 0)
