@@ -20,10 +20,16 @@ from ocillm.gpu import Discovery, SystemDiscovery
 from ocillm.scheduler import ProcessRunnerFactory, RunnerFactory, Scheduler
 from ocillm.server.address import parse_host
 from ocillm.server.context import ServerContext, default_context_length
-from ocillm.server.errors import describe_validation, status_and_message
+from ocillm.server.errors import (
+    describe_validation,
+    is_openai_path,
+    openai_error,
+    status_and_message,
+)
 from ocillm.server.middleware import Guard, is_loopback_bind
 from ocillm.server.models import ModelCatalog
 from ocillm.server.routes.ollama import router
+from ocillm.server.routes.openai import router as openai_router
 from ocillm.store import Store
 
 log = logging.getLogger("ocillm.server")
@@ -70,6 +76,7 @@ def create_app(
         openapi_url=None,
     )
     app.include_router(router)
+    app.include_router(openai_router)
     _handlers(app)
     address = parse_host(cfg.host)
     app.add_middleware(
@@ -81,22 +88,29 @@ def create_app(
     return app
 
 
+def _error(request: Request, status: int, message: str) -> JSONResponse:
+    """Ollama's ``{"error": "..."}``, or OpenAI's error object under ``/v1``."""
+    if is_openai_path(request.url.path):
+        return JSONResponse(openai_error(status, message), status_code=status)
+    return JSONResponse({"error": message}, status_code=status)
+
+
 def _handlers(app: FastAPI) -> None:
-    async def ocillm_error(_: Request, exc: Exception) -> Response:
+    async def ocillm_error(request: Request, exc: Exception) -> Response:
         status, message = status_and_message(exc)
-        return JSONResponse({"error": message}, status_code=status)
+        return _error(request, status, message)
 
-    async def invalid(_: Request, exc: Exception) -> Response:
+    async def invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse({"error": describe_validation(list(exc.errors()))}, status_code=400)
+        return _error(request, 400, describe_validation(list(exc.errors())))
 
-    async def http_error(_: Request, exc: Exception) -> Response:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
             return PlainTextResponse("404 page not found", status_code=404)
         if exc.status_code == 405:
             return PlainTextResponse("405 method not allowed", status_code=405)
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        return _error(request, exc.status_code, str(exc.detail))
 
     app.add_exception_handler(OcillmError, ocillm_error)
     app.add_exception_handler(RequestValidationError, invalid)

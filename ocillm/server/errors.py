@@ -38,6 +38,37 @@ def error_body(message: str) -> bytes:
     return json.dumps({"error": message}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def openai_error_type(status: int) -> str:
+    """OpenAI's ``error.type`` for a status, as Ollama's compatibility layer names it."""
+    if status == 400:
+        return "invalid_request_error"
+    if status == 404:
+        return "not_found_error"
+    return "api_error"
+
+
+def openai_error(status: int, message: str, *, code: str | None = None) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``: the ``/v1`` error shape."""
+    return {
+        "error": {
+            "message": message,
+            "type": openai_error_type(status),
+            "param": None,
+            "code": code,
+        }
+    }
+
+
+def openai_error_body(status: int, message: str, *, code: str | None = None) -> bytes:
+    body = openai_error(status, message, code=code)
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def is_openai_path(path: str) -> bool:
+    """Requests under ``/v1/`` are answered in OpenAI's shapes, errors included."""
+    return path == "/v1" or path.startswith("/v1/")
+
+
 def _loc(parts: tuple[int | str, ...]) -> str:
     shown = [str(p) for p in parts if p not in ("body",)]
     return ".".join(shown)

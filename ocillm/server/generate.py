@@ -29,6 +29,7 @@ from ocillm.server.prompt import (
 from ocillm.server.schemas.ollama import ChatRequest, GenerateRequest
 from ocillm.server.streaming import Chunk
 from ocillm.server.thinking import ThinkingParser
+from ocillm.server.toolcalls import ToolCall, ToolCallParser, parser_for
 
 NO_VISION = "this model is missing data required for image input"
 
@@ -169,15 +170,30 @@ def merge_generate(chunks: list[Chunk]) -> Chunk:
     return merged
 
 
-def _message(content: str, thinking: str = "") -> dict[str, Any]:
+def _message(
+    content: str, thinking: str = "", calls: list[ToolCall] | None = None
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if thinking:
         message["thinking"] = thinking
+    if calls:
+        message["tool_calls"] = [call.native() for call in calls]
     return message
 
 
-def _chat_chunk(head: dict[str, Any], text: str, thought: str) -> Chunk:
-    return {**head, "created_at": created_at(), "message": _message(text, thought), "done": False}
+def _chat_chunk(
+    head: dict[str, Any], text: str, thought: str, calls: list[ToolCall] | None = None
+) -> Chunk:
+    return {
+        **head,
+        "created_at": created_at(),
+        "message": _message(text, thought, calls),
+        "done": False,
+    }
+
+
+def _calls(tools: ToolCallParser | None, text: str) -> tuple[list[ToolCall], str]:
+    return ([], text) if tools is None or not text else tools.add(text)
 
 
 async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
@@ -232,17 +248,22 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
             count_tokens=lambda text: _tokens(runner, text),
         )
         parser = thinking_parser(model, think, prompt)
+        tool_parser = parser_for(model.template(), tools)
         async for chunk in runner.completion(opts.completion(prompt=prompt, grammar=grammar)):
             if chunk.content:
                 thought, text = _split(parser, chunk.content)
-                if thought or text:
-                    yield _chat_chunk(head, text, thought)
+                calls, text = _calls(tool_parser, text)
+                if thought or text or calls:
+                    yield _chat_chunk(head, text, thought, calls)
             if chunk.done:
                 final = chunk
         if parser is not None:
             thought, text = parser.finish()
-            if thought or text:
-                yield _chat_chunk(head, text, thought)
+            calls, text = _calls(tool_parser, text)
+            if thought or text or calls:
+                yield _chat_chunk(head, text, thought, calls)
+        if tool_parser is not None and (held := tool_parser.finish()):
+            yield _chat_chunk(head, held, "")
     out: Chunk = {
         **head,
         "created_at": created_at(),
@@ -255,6 +276,7 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
 
 
 def merge_chat(chunks: list[Chunk]) -> Chunk:
+    """``stream: false``: the content and thinking joined, the tool calls of every chunk."""
     merged = dict(chunks[-1])
     message = dict(merged.get("message") or _message(""))
     messages = [c.get("message") or {} for c in chunks]
@@ -262,5 +284,8 @@ def merge_chat(chunks: list[Chunk]) -> Chunk:
     thinking = "".join(str(m.get("thinking") or "") for m in messages)
     if thinking:
         message["thinking"] = thinking
+    calls = [call for m in messages for call in m.get("tool_calls") or []]
+    if calls:
+        message["tool_calls"] = calls
     merged["message"] = message
     return merged

@@ -12,7 +12,9 @@ One pure ASGI middleware, in Ollama's order:
    be a loopback, private or unspecified IP, an IP of this machine, ``localhost``, this
    machine's hostname, or a name under ``.localhost``, ``.local`` or ``.internal``; otherwise 403.
 3. **API key** (an ocillm extension): when ``OCILLM_API_KEY`` is set, every request but a CORS
-   preflight needs ``Authorization: Bearer <key>``; otherwise 401 ``unauthorized``.
+   preflight needs ``Authorization: Bearer <key>``; otherwise 401 ``unauthorized`` (under
+   ``/v1`` in OpenAI's error shape, code ``invalid_api_key``). Without it, whatever key a client
+   sends is ignored, as Ollama does.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from functools import lru_cache
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ocillm.server.errors import error_body
+from ocillm.server.errors import error_body, is_openai_path, openai_error_body
 
 DEFAULT_ORIGINS: tuple[str, ...] = (
     *(
@@ -181,7 +183,12 @@ class Guard:
             given = headers.get("authorization", "")
             expected = f"Bearer {self.api_key}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
-                await _status(send, 401, cors_headers, error_body("unauthorized"))
+                body = (
+                    openai_error_body(401, "unauthorized", code="invalid_api_key")
+                    if is_openai_path(scope.get("path", ""))
+                    else error_body("unauthorized")
+                )
+                await _status(send, 401, cors_headers, body)
                 return
         if cors_headers:
             send = _adding_headers(send, cors_headers)

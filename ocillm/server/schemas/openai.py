@@ -1,5 +1,9 @@
 """OpenAI API request and response bodies, as Ollama's compatibility layer accepts and returns them
 (reference/ollama.md §1.13). Unknown fields are ignored; unsupported ones are accepted and unused.
+
+Requests are lenient where Ollama is (``content``, ``stop`` and ``input`` are checked, with
+Ollama's words, by :mod:`ocillm.server.openai_compat`). Responses are strict (``extra="forbid"``):
+they mirror the wire field for field, and the tests validate what the server sends against them.
 """
 
 from __future__ import annotations
@@ -13,19 +17,9 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-class ImageURL(_Body):
-    url: str
-
-
-class ContentPart(_Body):
-    type: str
-    text: str | None = None
-    image_url: ImageURL | str | None = None
-
-
 class FunctionCall(_Body):
-    name: str
-    arguments: str | dict[str, Any] = "{}"
+    name: str = ""
+    arguments: str | dict[str, Any] | None = "{}"
 
 
 class ToolCall(_Body):
@@ -37,7 +31,8 @@ class ToolCall(_Body):
 
 class ChatMessage(_Body):
     role: str
-    content: str | list[ContentPart] | None = None
+    #: a string, a list of content parts (``text``, ``image_url``), or null with ``tool_calls``
+    content: Any = None
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
@@ -46,12 +41,12 @@ class ChatMessage(_Body):
 
 class JSONSchemaFormat(_Body):
     name: str | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    schema_: Any = Field(default=None, alias="schema")
     strict: bool | None = None
 
 
 class ResponseFormat(_Body):
-    type: Literal["text", "json_object", "json_schema"]
+    type: str = "text"  # "text", "json_object" or "json_schema"
     json_schema: JSONSchemaFormat | None = None
 
 
@@ -64,21 +59,21 @@ class Reasoning(_Body):
 
 
 class ChatCompletionRequest(_Body):
-    model: str
-    messages: list[ChatMessage]
+    model: str = ""
+    messages: list[ChatMessage] = Field(default_factory=list)
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     response_format: ResponseFormat | None = None
     seed: int | None = None
-    stop: str | list[str] | None = None
-    stream: bool = False
+    stop: Any = None  # a string or a list of strings
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
+    tool_choice: Any = None  # accepted, not used (as Ollama)
     reasoning_effort: str | None = None
     reasoning: Reasoning | None = None
     logprobs: bool | None = None
@@ -88,56 +83,158 @@ class ChatCompletionRequest(_Body):
 
 
 class CompletionRequest(_Body):
-    model: str
-    prompt: str
+    model: str = ""
+    prompt: str = ""
     suffix: str | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     seed: int | None = None
-    stop: str | list[str] | None = None
-    stream: bool = False
+    stop: Any = None
+    stream: bool | None = False
     stream_options: StreamOptions | None = None
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
     logprobs: int | None = None
     echo: bool | None = None
+    best_of: int | None = None
     n: int | None = None
     user: str | None = None
 
 
 class EmbeddingRequest(_Body):
-    model: str
-    input: str | list[str]
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, gt=0)
+    model: str = ""
+    input: Any = None  # a string or a list of strings
+    encoding_format: str | None = None  # "float" (default) or "base64"
+    dimensions: int | None = Field(default=None, ge=0)
     user: str | None = None
 
 
-class Usage(_Body):
+# --- responses -------------------------------------------------------------------------------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Usage(_Out):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
 
 
-class ErrorBody(_Body):
-    message: str
-    type: str = "api_error"
-    param: str | None = None
-    code: str | None = None
+class OutFunction(_Out):
+    name: str
+    arguments: str  # the arguments object as JSON text
 
 
-class ErrorResponse(_Body):
-    error: ErrorBody
+class OutToolCall(_Out):
+    id: str
+    index: int
+    type: Literal["function"] = "function"
+    function: OutFunction
 
 
-class ModelObject(_Body):
+class OutMessage(_Out):
+    role: Literal["assistant"] = "assistant"
+    content: str
+    reasoning: str | None = None
+    tool_calls: list[OutToolCall] | None = None
+
+
+class Choice(_Out):
+    index: int = 0
+    message: OutMessage
+    finish_reason: str | None
+
+
+class ChatCompletion(_Out):
+    id: str  # chatcmpl-…
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    system_fingerprint: Literal["fp_ollama"] = "fp_ollama"
+    choices: list[Choice]
+    usage: Usage
+
+
+class Delta(_Out):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[OutToolCall] | None = None
+
+
+class ChunkChoice(_Out):
+    index: int = 0
+    delta: Delta
+    finish_reason: str | None
+
+
+class ChatCompletionChunk(_Out):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    system_fingerprint: Literal["fp_ollama"] = "fp_ollama"
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+class CompletionChoice(_Out):
+    text: str
+    index: int = 0
+    finish_reason: str | None
+
+
+class Completion(_Out):
+    """``/v1/completions``: the whole answer (``text_completion``), or one streamed chunk."""
+
+    id: str  # cmpl-…
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    system_fingerprint: Literal["fp_ollama"] = "fp_ollama"
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+
+
+class Embedding(_Out):
+    object: Literal["embedding"] = "embedding"
+    embedding: list[float] | str  # floats, or base64 of little-endian float32
+    index: int
+
+
+class EmbeddingUsage(_Out):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(_Out):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
+class ModelObject(_Out):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
 
 
-class ModelList(_Body):
+class ModelList(_Out):
     object: Literal["list"] = "list"
     data: list[ModelObject]
+
+
+class ErrorBody(_Out):
+    message: str
+    type: str  # invalid_request_error (400), not_found_error (404), api_error otherwise
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorResponse(_Out):
+    error: ErrorBody
