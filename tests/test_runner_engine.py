@@ -103,3 +103,18 @@ def test_parallel_slots_pick_the_one_holding_the_prefix(tiny_gguf: Path) -> None
 def test_a_completion_runner_refuses_embeddings(engine: Engine) -> None:
     with pytest.raises(EngineError, match="not loaded for embeddings"):
         engine.embed(EmbeddingRequest(input=["x"]))
+
+
+def test_an_embedding_longer_than_a_default_batch_is_not_cut(tmp_path: Path) -> None:
+    import tiny_gguf  # registry-fixtures/tiny_gguf.py
+
+    model = tiny_gguf.write_tiny_gguf(tmp_path / "embed.gguf", embedding=True, context_length=2048)
+    engine = Engine(EngineConfig(model=model, n_ctx=1024, embedding=True))
+    try:
+        text = " ".join(f"w{i}" for i in range(250))
+        tokens = len(engine.tokenize(text))
+        assert 512 < tokens <= 1024
+        out = engine.embed(EmbeddingRequest(input=[text], truncate=False))
+        assert out.prompt_eval_count == tokens
+    finally:
+        engine.close()

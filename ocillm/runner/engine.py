@@ -64,7 +64,9 @@ def _load(config: EngineConfig) -> Any:
     return Llama(
         model_path=str(config.model),
         n_ctx=config.n_ctx,
-        n_batch=min(config.n_batch, config.n_ctx),
+        # An embedding is computed in one batch: a smaller batch would cut inputs at its size.
+        n_batch=config.n_ctx if config.embedding else min(config.n_batch, config.n_ctx),
+        n_ubatch=config.n_ctx if config.embedding else min(config.n_batch, config.n_ctx),
         n_gpu_layers=config.n_gpu_layers,
         n_threads=config.n_threads,
         use_mmap=config.use_mmap,
