@@ -122,7 +122,13 @@ def test_errors_come_back_with_their_status(run: Any, runner: RunnerProcess) -> 
 
 def test_a_client_going_away_stops_the_generation(run: Any, runner: RunnerProcess) -> None:
     async def read_two_and_leave() -> None:
-        stream = runner.completion(CompletionRequest(prompt="hello", num_predict=-1, temperature=1))
+        # The grammar never lets the generation end (no EOS, plain ASCII), so only the client
+        # leaving can stop it: a random-weight model may otherwise stop on its own after two
+        # chunks, or emit bytes that never form UTF-8 (llama-cpp-python then holds text back).
+        req = CompletionRequest(
+            prompt="hello", num_predict=-1, temperature=1, seed=1, grammar='root ::= "ab" root'
+        )
+        stream = runner.completion(req)
         n = 0
         async for _ in stream:
             n += 1
