@@ -8,6 +8,8 @@ empty prompt, which starts a runner process). Each prompt is new to both (no KV-
 Then aggregate tokens/s with 1, 2 and 4 concurrent clients (``OCILLM_NUM_PARALLEL=4``).
 
 Goals: >= 0.95x tokens/s, <= 20 ms added to the first token, cold load <= 1.3x in-process.
+The cold load is measured on a running daemon (after an unload, its spare runner ready) and, for
+reference, on the very first request after the daemon starts.
 
     .venv/bin/python bench/bench_serve.py [--tokens 128] [--runs 5] [--workdir DIR]
 """
@@ -186,6 +188,12 @@ def load_through(daemon: Daemon) -> float:
     return time.perf_counter() - t0
 
 
+def unload(daemon: Daemon) -> None:
+    httpx.post(
+        daemon.url + "/api/generate", json={"model": "gemma", "keep_alive": 0}, timeout=60
+    ).raise_for_status()
+
+
 def concurrent(daemon: Daemon, clients: int, tokens: int) -> float:
     """Aggregate generated tokens per second with ``clients`` streaming at once."""
     results: list[dict[str, Any]] = []
@@ -238,6 +246,9 @@ def main() -> int:
     direct = InProcess(model)
     daemon = Daemon(home)
     try:
+        first_load = load_through(daemon)  # the daemon just started: its spare is still warming
+        unload(daemon)
+        time.sleep(3)  # a running daemon: the spare runner that replaced the used one is ready
         served_load = load_through(daemon)
         mine: list[dict[str, Any]] = []
         theirs: list[dict[str, float]] = []
@@ -279,6 +290,10 @@ def main() -> int:
     print(
         f"{'cold load, fresh process (s)':28}{fresh:14.3f}{served_load:14.3f}"
         f"{served_load / fresh:9.2f}x   (import llama_cpp + Llama(), what a runner does)"
+    )
+    print(
+        f"{'cold load, daemon just up (s)':28}{direct.load:14.3f}{first_load:14.3f}"
+        f"{first_load / direct.load:9.2f}x   (first request right after start: spare not ready)"
     )
     direct.llama.close()
 
