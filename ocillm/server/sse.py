@@ -12,17 +12,15 @@ which frees the runner slot and stops the generation.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Send
 
 from ocillm.server.errors import openai_error, openai_error_body, status_and_message
-from ocillm.server.streaming import wait_for_disconnect
+from ocillm.server.streaming import WatchedResponse
 
 EVENT_STREAM = "text/event-stream"
 JSON = "application/json"
@@ -35,25 +33,11 @@ def event(data: Any) -> bytes:
     )
 
 
-class OpenAIResponse(Response):
+class OpenAIResponse(WatchedResponse):
     def __init__(self, objects: AsyncIterator[dict[str, Any]], *, stream: bool) -> None:
         super().__init__(status_code=200, media_type=EVENT_STREAM if stream else JSON)
         self.objects = objects
         self.stream = stream
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        producer = asyncio.ensure_future(self._produce(send))
-        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
-        try:
-            await asyncio.wait({producer, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (producer, watcher):
-                if not task.done():
-                    task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await producer
 
     async def _whole(self, send: Send, status: int, body: bytes) -> None:
         headers = [(b"content-type", JSON.encode()), (b"content-length", str(len(body)).encode())]

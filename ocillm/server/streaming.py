@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -46,18 +47,9 @@ async def wait_for_disconnect(receive: Receive) -> None:
             return
 
 
-class NDJSONResponse(Response):
-    def __init__(
-        self,
-        chunks: AsyncIterator[Chunk],
-        *,
-        stream: bool = True,
-        merge: Merge = last_chunk,
-    ) -> None:
-        super().__init__(status_code=200, media_type=NDJSON)
-        self.chunks = chunks
-        self.stream = stream
-        self.merge = merge
+class WatchedResponse(Response, ABC):
+    """A response written by ``_produce`` while the client is watched: when the client goes
+    away, the production (and the generation behind it) is cancelled at once."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         producer = asyncio.ensure_future(self._produce(send))
@@ -72,6 +64,24 @@ class NDJSONResponse(Response):
                 await watcher
             with contextlib.suppress(asyncio.CancelledError, OSError):
                 await producer
+
+    @abstractmethod
+    async def _produce(self, send: Send) -> None:
+        """Send the whole response through ``send``."""
+
+
+class NDJSONResponse(WatchedResponse):
+    def __init__(
+        self,
+        chunks: AsyncIterator[Chunk],
+        *,
+        stream: bool = True,
+        merge: Merge = last_chunk,
+    ) -> None:
+        super().__init__(status_code=200, media_type=NDJSON)
+        self.chunks = chunks
+        self.stream = stream
+        self.merge = merge
 
     async def _start(self, send: Send, status: int, media_type: str) -> None:
         await send(
