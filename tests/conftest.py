@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# No per-example deadline: a busy CI machine must not turn a slow example into a failure.
+hypothesis_settings.register_profile("ocillm", deadline=None)
+hypothesis_settings.load_profile("ocillm")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = REPO_ROOT / "registry-fixtures"
