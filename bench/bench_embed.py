@@ -23,10 +23,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from daemon import Daemon  # bench/daemon.py
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "registry-fixtures"))
@@ -55,12 +53,6 @@ MODELS: dict[str, dict[str, Any]] = {
     # Its batches take milliseconds, so the machine's noise weighs more: three times the runs.
     "tiny": {"label": "tiny embedding model (64 wide, 2 layers, F32)", "repeat": 3},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_model(path: Path, spec: dict[str, Any]) -> Path:
@@ -91,48 +83,15 @@ class InProcess:
         self.llama.close()
 
 
-class Daemon:
-    def __init__(self, home: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
-        env.update(
-            OCILLM_HOME=str(home),
-            OCILLM_MODELS=str(home / "models"),
-            OCILLM_HOST=f"127.0.0.1:{self.port}",
-            PYTHONPATH=str(REPO),
-        )
-        self.log = open(home / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ocillm", "serve"],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("ocillm serve did not start")
-
-    def embed(
-        self, http: httpx.Client, model: str, inputs: list[str]
-    ) -> tuple[float, list[list[float]]]:
-        body = {"model": model, "input": inputs, "options": {"num_ctx": NUM_CTX}}
-        start = time.perf_counter()
-        resp = http.post(self.url + "/api/embed", json=body)
-        elapsed = time.perf_counter() - start
-        resp.raise_for_status()
-        return elapsed, resp.json()["embeddings"]
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
-        self.log.close()
+def embed_through(
+    daemon: Daemon, http: httpx.Client, model: str, inputs: list[str]
+) -> tuple[float, list[list[float]]]:
+    body = {"model": model, "input": inputs, "options": {"num_ctx": NUM_CTX}}
+    start = time.perf_counter()
+    resp = http.post(daemon.url + "/api/embed", json=body)
+    elapsed = time.perf_counter() - start
+    resp.raise_for_status()
+    return elapsed, resp.json()["embeddings"]
 
 
 def build(home: Path, name: str, model: Path) -> None:
@@ -168,12 +127,12 @@ def main() -> int:
             for name, path in paths.items():
                 direct = InProcess(path)
                 direct.embed(inputs)  # warm-up: first-decode allocations
-                daemon.embed(http, name, inputs)  # warm-up: loads the runner
+                embed_through(daemon, http, name, inputs)  # warm-up: loads the runner
                 mine: list[float] = []
                 theirs: list[float] = []
                 diff = 0.0
                 for i in range(args.runs * MODELS[name].get("repeat", 1)):
-                    pair = [direct.embed, lambda b, n=name: daemon.embed(http, n, b)]
+                    pair = [direct.embed, lambda b, n=name: embed_through(daemon, http, n, b)]
                     results = [run(inputs) for run in (pair if i % 2 == 0 else reversed(pair))]
                     (t_direct, v_direct), (t_served, v_served) = (
                         results if i % 2 == 0 else results[::-1]

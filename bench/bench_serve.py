@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from daemon import Daemon  # bench/daemon.py
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -46,12 +45,6 @@ PROMPTS = [
     "Jupiter is the largest planet and",
 ]
 NUM_CTX = 2048
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def median(values: list[float]) -> float:
@@ -108,41 +101,6 @@ def fresh_process_load(model: Path) -> float:
 
 
 # --- through ocillm serve --------------------------------------------------------------------
-
-
-class Daemon:
-    def __init__(self, home: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        full = dict(os.environ)
-        full.update(
-            OCILLM_HOME=str(home),
-            OCILLM_MODELS=str(home / "models"),
-            OCILLM_HOST=f"127.0.0.1:{self.port}",
-            PYTHONPATH=str(REPO),
-            **env,
-        )
-        self.log = open(home / f"serve-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ocillm", "serve"],
-            env=full,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("ocillm serve did not start")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
-        self.log.close()
 
 
 def stream_once(
