@@ -1,5 +1,5 @@
-"""The Modelfile parser against the shared corpus: Ollama's own parser tests, synthetic edge
-cases and 58 real Modelfiles, every expectation produced by Ollama's Go parser."""
+"""The Modelfile parser against the test corpus (``tests/corpus``): Ollama's own parser tests,
+synthetic edge cases and 58 real Modelfiles, every expectation produced by Ollama's Go parser."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from ocillm.modelfile import (
     render_modelfile,
 )
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "corpus"
 MODELFILES = CORPUS / "modelfiles"
 
 

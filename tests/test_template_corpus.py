@@ -1,5 +1,5 @@
-"""Ollama's own template test data (shared/corpus/ollama-templates) and the harness renderings
-(shared/corpus/rendered) reproduce byte for byte."""
+"""Ollama's own template test data (tests/corpus/ollama-templates) and the harness renderings
+(tests/corpus/rendered) reproduce byte for byte."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from ocillm.errors import TemplateError
 from ocillm.template import Values, collate, execute, parse_template, think_values
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "corpus"
 OLLAMA = CORPUS / "ollama-templates"
 INPUTS: dict[str, Any] = json.loads((OLLAMA / "inputs.json").read_text(encoding="utf-8"))
 RENDERED: dict[str, Any] = json.loads(

@@ -1,6 +1,6 @@
 """Tool calls found in model output by the template's convention (``ocillm.server.toolcalls``).
 
-The round-trip tests use real templates (qwen2.5, llama 3.1/3.2, mistral-nemo, from the shared
+The round-trip tests use real templates (qwen2.5, llama 3.1/3.2, mistral-nemo, from the test
 Modelfile corpus): a conversation ending in an assistant tool call is rendered with the
 template, the text the template wrote for the call is cut out, and that text, fed to the parser
 in small pieces as a model would stream it, must give back the same calls.
@@ -25,7 +25,7 @@ from ocillm.server.toolcalls import (
 )
 from ocillm.template import render_prompt
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "modelfiles"
+CORPUS = Path(__file__).resolve().parent / "corpus" / "modelfiles"
 QWEN = "023_covercash2-qwen25-show"
 LLAMA31 = "019_covercash2-llama31-show"
 LLAMA32 = "020_covercash2-llama32-show"
