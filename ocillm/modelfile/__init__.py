@@ -1,6 +1,6 @@
 """The Modelfile front end: parse, validate, lint and render Ollama-style Modelfiles.
 
-The grammar lives in ``grammar/modelfile.lark``; docs/modelfile.md is the user reference.
+The grammar lives in ``ocillm/grammar/modelfile.lark``; docs/modelfile.md is the user reference.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Modelfile text -> commands, with grammar/modelfile.lark and Ollama's ParseFile semantics."""
+"""Modelfile text -> commands, by ocillm/grammar/modelfile.lark and Ollama's ParseFile rules."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import codecs
 import re
 import unicodedata
 
-# Stands for every character Ollama drops (see grammar/modelfile.lark).
+# Stands for every character Ollama drops (see ocillm/grammar/modelfile.lark).
 DROPPED = "\x00"
 
 _GO_REPLACE = "ocillm-go-replace"

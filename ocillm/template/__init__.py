@@ -1,7 +1,7 @@
 """Prompt templates: a Go ``text/template`` engine compatible with Ollama's TEMPLATE, and GGUF
 Jinja chat templates.
 
-Modules, one job each: ``parser`` (Lark grammar ``grammar/gotemplate.lark`` to ``nodes``),
+Modules, one job each: ``parser`` (Lark grammar ``ocillm/grammar/gotemplate.lark`` -> ``nodes``),
 ``exec`` (compile and execute, sandboxed), ``funcs`` (Go builtins + Ollama's functions),
 ``gofmt``/``gojson`` (Go's value printing and JSON), ``gotypes``/``ollama_types`` (Go-typed
 values), ``template`` (``Template``, Vars, the legacy response cut), ``ollama`` (Ollama's
