@@ -68,11 +68,9 @@ def write_model(path: Path, spec: dict[str, Any]) -> Path:
 
 class InProcess:
     def __init__(self, model: Path) -> None:
-        from llama_cpp import Llama
+        from ocillm.runner.llama_loader import open_llama
 
-        self.llama = Llama(
-            model_path=str(model), embedding=True, n_ctx=NUM_CTX, n_batch=512, verbose=False
-        )
+        self.llama = open_llama(model, embedding=True, n_ctx=NUM_CTX, n_batch=512, verbose=False)
 
     def embed(self, inputs: list[str]) -> tuple[float, list[list[float]]]:
         start = time.perf_counter()

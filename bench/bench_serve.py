@@ -58,10 +58,10 @@ class InProcess:
     """llama-cpp-python in this process: the limit ocillm serve is measured against."""
 
     def __init__(self, model: Path) -> None:
-        from llama_cpp import Llama
+        from ocillm.runner.llama_loader import open_llama
 
         t0 = time.perf_counter()
-        self.llama = Llama(model_path=str(model), n_ctx=NUM_CTX, n_batch=512, verbose=False)
+        self.llama = open_llama(model, n_ctx=NUM_CTX, n_batch=512, verbose=False)
         self.load = time.perf_counter() - t0
 
     def stream_once(self, prompt: str, tokens: int) -> dict[str, float]:
@@ -92,8 +92,8 @@ def fresh_process_load(model: Path) -> float:
     """Seconds for a new Python process to import llama_cpp and load the model (what a runner
     process must do), printed by that process."""
     code = (
-        "import time; t=time.perf_counter(); from llama_cpp import Llama; "
-        f"Llama(model_path={str(model)!r}, n_ctx={NUM_CTX}, verbose=False); "
+        "import time; t=time.perf_counter(); from ocillm.runner.llama_loader import open_llama; "
+        f"open_llama({str(model)!r}, n_ctx={NUM_CTX}, verbose=False); "
         "print(time.perf_counter()-t)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -64,8 +64,16 @@ for _ in $(seq 300); do
 done
 set -x
 # (Gemma 3 270M is a base model: it rarely ends its turn, so the answer is capped at 48 tokens.)
-curl -sS "http://$OCILLM_HOST/api/chat" -d '{"model": "gemma3-demo:270m", "messages": [{"role": "user", "content": "Why is the sky blue?"}], "stream": false, "options": {"num_predict": 48}}'
-echo
+answer=$(curl -sS "http://$OCILLM_HOST/api/chat" -d '{"model": "gemma3-demo:270m", "messages": [{"role": "user", "content": "Why is the sky blue?"}], "stream": false, "options": {"num_predict": 48}}')
+set +x
+echo "$answer"
+# The demo succeeds only on a real answer: an error (a crashed runner, say) fails it.
+if ! $BIN/python examples/check_answer.py <<<"$answer"; then
+  echo "the daemon's log (.demo/serve.log) ends:" >&2
+  tail -n 5 "$PWD/.demo/serve.log" >&2
+  exit 1
+fi
+set -x
 $BIN/ocillm ps
 $BIN/ocillm stop gemma3-demo:270m
 $BIN/ocillm ps

@@ -64,6 +64,25 @@ def tiny_gguf_f16(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gguf_q4(tiny_gguf_f16: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny_gguf_f16`` quantized to Q4_0 by llama.cpp: a quantized model whose weights
+    llama.cpp repacks when extra buffer types are on (the path that crashes on AMX CPUs)."""
+    import ctypes
+
+    import llama_cpp
+
+    out = tmp_path_factory.mktemp("tiny-q4") / "tiny-q4_0.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0
+    params.nthread = 2
+    rc = llama_cpp.llama_model_quantize(
+        str(tiny_gguf_f16).encode(), str(out).encode(), ctypes.byref(params)
+    )
+    assert rc == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_embed_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny embedding model: mean pooling, non-causal attention, no chat template."""
     return tiny_gguf_mod.write_tiny_gguf(

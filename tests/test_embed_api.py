@@ -100,9 +100,9 @@ def app(
 
 @pytest.fixture(scope="module")
 def vocab(tiny_embed_gguf: Path) -> Any:
-    from llama_cpp import Llama
+    from ocillm.runner.llama_loader import open_llama
 
-    return Llama(model_path=str(tiny_embed_gguf), vocab_only=True, verbose=False)
+    return open_llama(tiny_embed_gguf, vocab_only=True, verbose=False)
 
 
 def norm(vector: list[float]) -> float:

@@ -214,9 +214,9 @@ def test_gemma3_verbose_vocabulary(gemma_gguf: Path) -> None:
 
 def test_gemma3_matches_llama_cpp(gemma_gguf: Path) -> None:
     """llama.cpp's own loader agrees on the numbers ocillm will schedule with."""
-    from llama_cpp import Llama
+    from ocillm.runner.llama_loader import open_llama
 
-    llm = Llama(model_path=str(gemma_gguf), n_ctx=64, n_threads=2, verbose=False, vocab_only=True)
+    llm = open_llama(gemma_gguf, n_ctx=64, n_threads=2, verbose=False, vocab_only=True)
     try:
         info = read_gguf_info(gemma_gguf)
         assert info.vocab_size == llm.n_vocab()

@@ -137,9 +137,9 @@ def client(server: ServerProcess) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def vocab(tiny_gguf: Path) -> Any:
-    from llama_cpp import Llama
+    from ocillm.runner.llama_loader import open_llama
 
-    return Llama(model_path=str(tiny_gguf), vocab_only=True, verbose=False)
+    return open_llama(tiny_gguf, vocab_only=True, verbose=False)
 
 
 def count_tokens(vocab: Any, text: str) -> int:

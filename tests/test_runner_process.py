@@ -50,9 +50,9 @@ def runner(run: Any, tiny_gguf: Path) -> Iterator[RunnerProcess]:
 
 
 def in_process(model: Path, **params: Any) -> str:
-    from llama_cpp import Llama
+    from ocillm.runner.llama_loader import open_llama
 
-    llama = Llama(model_path=str(model), n_ctx=N_CTX, verbose=False)
+    llama = open_llama(model, n_ctx=N_CTX, verbose=False)
     try:
         out = llama.create_completion(PROMPT, **params)
         return str(out["choices"][0]["text"])  # type: ignore[index]
@@ -174,7 +174,7 @@ def test_embeddings_over_a_unix_socket(run: Any, tiny_embed_gguf: Path) -> None:
 def test_a_failed_load_explains_itself(run: Any, tmp_path: Path) -> None:
     bogus = tmp_path / "not-a-model.gguf"
     bogus.write_bytes(b"this is not a GGUF file")
-    with pytest.raises(RunnerLoadError, match=r"terminated: exit status 1: error: loading"):
+    with pytest.raises(RunnerLoadError, match=r"terminated: exit status 1: llama.cpp error: .*failed to load model \| error: loading"):
         run(RunnerProcess.start(RunnerSpec(model=bogus), load_timeout=30))
 
 

@@ -48,9 +48,9 @@ def client(server: ServerProcess) -> ollama.Client:
 
 @pytest.fixture(scope="module")
 def llama(gemma_gguf: Path) -> Any:
-    from llama_cpp import Llama
+    from ocillm.runner.llama_loader import open_llama
 
-    return Llama(model_path=str(gemma_gguf), n_ctx=2048, verbose=False)
+    return open_llama(gemma_gguf, n_ctx=2048, verbose=False)
 
 
 def in_process(llama: Any, prompt: str, **sampling: Any) -> str:

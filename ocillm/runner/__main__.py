@@ -21,6 +21,7 @@ from pathlib import Path
 from types import FrameType
 
 from ocillm.runner.engine import Engine, EngineConfig
+from ocillm.runner.llama_loader import REPACK_CHOICES
 from ocillm.runner.protocol import READY_PREFIX
 from ocillm.runner.server import serve_tcp, serve_unix
 
@@ -42,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--main-gpu", type=int, default=0)
     p.add_argument("--tensor-split", type=str, default="", help="comma-separated shares")
     p.add_argument("--verbose", action="store_true", help="llama.cpp's own logging on stderr")
+    p.add_argument(
+        "--repack",
+        choices=REPACK_CHOICES,
+        default="auto",
+        help="llama.cpp's extra buffer types (repacked weights); auto: off on AMX CPUs",
+    )
     p.add_argument(
         "--watch-stdin", action="store_true", help="exit when stdin closes (the parent is gone)"
     )
@@ -99,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         main_gpu=args.main_gpu,
         tensor_split=tuple(float(x) for x in args.tensor_split.split(",") if x.strip()),
         verbose=args.verbose,
+        repack=args.repack,
     )
     try:
         engine = Engine(config)
@@ -112,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tcp = serve_tcp(engine, args.port)
         server, where = tcp, f"port={tcp.server_address[1]}"
-    print(f"{READY_PREFIX} {where} pid={os.getpid()}", flush=True)
+    repack = "on" if engine.extra_buffer_types else "off"
+    print(f"{READY_PREFIX} {where} pid={os.getpid()} repack={repack}", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except (SystemExit, KeyboardInterrupt):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ocillm.runner.llama_loader import Repack, open_llama
 from ocillm.runner.protocol import (
     CompletionChunk,
     CompletionRequest,
@@ -48,6 +49,7 @@ class EngineConfig:
     tensor_split: tuple[float, ...] = ()
     verbose: bool = False
     seed: int = field(default=0xFFFFFFFF)
+    repack: Repack = "auto"
 
     @property
     def n_slots(self) -> int:
@@ -57,12 +59,11 @@ class EngineConfig:
 
 
 def _load(config: EngineConfig) -> Any:
-    from llama_cpp import Llama
-
     if len(config.loras) > 1:
         raise EngineError("only one LoRA adapter per model is supported", status=500)
-    return Llama(
-        model_path=str(config.model),
+    return open_llama(
+        config.model,
+        repack=config.repack,
         n_ctx=config.n_ctx,
         # An embedding is computed in one batch: a smaller batch would cut inputs at its size.
         n_batch=config.n_ctx if config.embedding else min(config.n_batch, config.n_ctx),
@@ -122,6 +123,12 @@ class Engine:
         self._free = threading.Condition()
         self._grammars: dict[str, Any] = {}
         self.n_ctx = int(self._slots[0].llama.n_ctx())
+
+    @property
+    def extra_buffer_types(self) -> bool:
+        """Whether llama.cpp loaded the weights with extra buffer types (repacked)."""
+        params = getattr(self._slots[0].llama, "model_params", None)
+        return bool(getattr(params, "use_extra_bufts", False))
 
     @property
     def slots(self) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -34,6 +35,11 @@ from ocillm.runner.spec import RunnerSpec
 
 STDERR_LINES = 40
 _ERROR_MARKERS = ("error", "failed", "assert", "panic", "traceback", "exception", "out of memory")
+# llama.cpp's own lines arrive tagged with their level (ocillm.runner.llama_loader).
+_LLAMA_TAG = "llama.cpp "
+_LLAMA_ERROR = "llama.cpp error: "
+
+log = logging.getLogger(__name__)
 
 
 def _package_root() -> str:
@@ -70,6 +76,9 @@ class RunnerProcess(Runner):
         self._readers = readers
         self._socket_dir = socket_dir
         self._stopped = False
+        #: Whether llama.cpp repacked the weights (extra buffer types), as the runner reported.
+        self.extra_buffer_types: bool | None = None
+        self._exit_watch = asyncio.ensure_future(self._log_crash())
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -113,10 +122,14 @@ class RunnerProcess(Runner):
             if ready not in done:
                 if exited in done:
                     await asyncio.sleep(0.05)  # let the stderr reader catch the last lines
-                    raise RunnerLoadError(
-                        f"runner process has terminated: {_describe_exit(proc.returncode)}"
-                        f"{_tail(stderr)}"
+                    reason = f"{_describe_exit(proc.returncode)}{_tail(stderr)}"
+                    log.error(
+                        "runner for %s (pid %s) died while loading: %s",
+                        spec.model.name,
+                        proc.pid,
+                        reason,
                     )
+                    raise RunnerLoadError(f"runner process has terminated: {reason}")
                 raise RunnerLoadError(
                     f"timed out waiting for the runner to load {spec.model.name} "
                     f"after {load_timeout:g}s{_tail(stderr)}"
@@ -135,7 +148,15 @@ class RunnerProcess(Runner):
             client = RunnerClient(uds=address["socket"])
         else:
             client = RunnerClient(port=int(address["port"]))
-        return cls(spec, proc, client, stderr, readers, socket_dir)
+        runner = cls(spec, proc, client, stderr, readers, socket_dir)
+        runner.extra_buffer_types = {"on": True, "off": False}.get(address.get("repack", ""))
+        log.info(
+            "runner for %s (pid %s) ready; llama.cpp extra buffer types %s",
+            spec.model.name,
+            proc.pid,
+            address.get("repack", "unknown"),
+        )
+        return runner
 
     @property
     def pid(self) -> int | None:
@@ -148,6 +169,20 @@ class RunnerProcess(Runner):
     @property
     def stderr_tail(self) -> list[str]:
         return list(self._stderr)
+
+    async def _log_crash(self) -> None:
+        # One error line in the daemon's log per crash, whether or not a request saw it.
+        code = await self._proc.wait()
+        if self._stopped:
+            return
+        await asyncio.sleep(0.05)  # let the stderr reader catch the last lines
+        log.error(
+            "runner for %s (pid %s) crashed: %s%s",
+            self.spec.model.name,
+            self._proc.pid,
+            _describe_exit(code),
+            _tail(self._stderr),
+        )
 
     def is_alive(self) -> bool:
         # asyncio's child watcher sets returncode as soon as the process exits.
@@ -166,6 +201,7 @@ class RunnerProcess(Runner):
             return
         self._stopped = True
         await _kill(self._proc, grace)
+        self._exit_watch.cancel()
         for task in self._readers:
             task.cancel()
         await self._client.aclose()
@@ -279,9 +315,15 @@ async def _spawn(argv: list[str], env: dict[str, str]) -> asyncio.subprocess.Pro
 
 
 def _tail(lines: deque[str]) -> str:
-    errors = [line for line in lines if any(m in line.lower() for m in _ERROR_MARKERS)]
-    picked = errors[-3:] or list(lines)[-3:]
-    return (": " + " | ".join(picked)) if picked else ""
+    """What explains an exit: llama.cpp's last error line and the runner's own last error line
+    (a Python traceback ends with one); never llama.cpp's informational lines."""
+    llama_errors = [line for line in lines if line.startswith(_LLAMA_ERROR)]
+    own = [line for line in lines if not line.startswith(_LLAMA_TAG)]
+    own_errors = [line for line in own if any(m in line.lower() for m in _ERROR_MARKERS)]
+    picked = llama_errors[-1:] + own_errors[-1:] if llama_errors else own_errors[-3:]
+    if picked:
+        return ": " + " | ".join(picked)
+    return " (no error line in its log)"
 
 
 async def _read_stdout(proc: asyncio.subprocess.Process, ready: asyncio.Future[str]) -> None:
@@ -298,6 +340,9 @@ async def _read_stderr(proc: asyncio.subprocess.Process, lines: deque[str]) -> N
         line = raw.decode(errors="replace").rstrip()
         if line:
             lines.append(line)
+            # Into the serve log at debug level: with OCILLM_DEBUG=1 (runners then start with
+            # --verbose) llama.cpp's own log shows there, line by line.
+            log.debug("runner %s: %s", proc.pid, line)
 
 
 async def _kill(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:

@@ -8,6 +8,7 @@ scheduler (and later the server) can be tested without llama.cpp.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
@@ -46,8 +47,10 @@ class ProcessRunnerFactory(RunnerFactory):
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         spare: bool = True,
+        repack: str = "auto",
     ) -> None:
         self.unix_socket = unix_socket
+        self.repack = repack  # OCILLM_LLAMA_REPACK, for every runner this factory starts
         self.python = python
         self.env = env
         # One runner process kept started ahead of need (interpreter up, llama.cpp imported), so
@@ -62,6 +65,8 @@ class ProcessRunnerFactory(RunnerFactory):
             )
 
     async def start(self, spec: RunnerSpec, *, load_timeout: float) -> Runner:
+        if spec.repack == "auto":
+            spec = dataclasses.replace(spec, repack=self.repack)
         spare = await self._take_spare()
         try:
             return await RunnerProcess.start(

@@ -1,0 +1,151 @@
+"""The one place a ``llama_cpp.Llama`` is built: extra buffer types chosen for this CPU, and
+llama.cpp's log tagged with its level.
+
+Extra buffer types are llama.cpp's repacked weight layouts (``CPU_REPACK`` on AVX2/AVX-512, the
+AMX tiles on Sapphire Rapids-class CPUs). The repacked Q4 kernels are the fast ones, so they stay
+on, except on a CPU that advertises AMX: there llama-cpp-python 0.3.36's AMX path
+(``ggml_backend_amx_mul_mat``) crashes on the first decode of any quantized model, and a build
+flag cannot remove it from a native build. Loading with ``use_extra_bufts = false`` (what
+``llama-server --no-repack`` does) avoids it. ``llama_cpp.Llama`` swallows unknown keyword
+arguments, so the parameter has to reach ``llama_model_params`` another way: see
+:func:`open_llama`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+Repack = Literal["auto", "on", "off"]
+REPACK_CHOICES: tuple[Repack, ...] = ("auto", "on", "off")
+
+CPUINFO = Path("/proc/cpuinfo")
+LOG_PREFIX = "llama.cpp "  # runner stderr lines from llama.cpp: "llama.cpp error: …"
+
+# ggml_log_level as ggml.h numbers it today (llama-cpp-python's own table predates the change).
+_LEVELS = {0: "none", 1: "debug", 2: "info", 3: "warn", 4: "error"}
+_CONT = 5
+_params_lock = threading.Lock()
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU's feature flags as the kernel reports them (empty where there is no cpuinfo)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return frozenset(flags)
+
+
+def has_amx(flags: frozenset[str]) -> bool:
+    return any(f.startswith("amx_") for f in flags)
+
+
+def use_extra_buffer_types(repack: Repack, flags: frozenset[str] | None = None) -> bool:
+    """Whether to load with extra buffer types: ``auto`` means yes unless the CPU has AMX."""
+    if repack != "auto":
+        return repack == "on"
+    return not has_amx(cpu_flags() if flags is None else flags)
+
+
+def open_llama(model_path: str | Path, *, repack: Repack = "auto", **kwargs: Any) -> Any:
+    """``llama_cpp.Llama(model_path, **kwargs)`` with extra buffer types chosen by ``repack``.
+
+    Raises ``RuntimeError`` if the loaded model's parameters do not carry the choice (a
+    llama-cpp-python that builds its parameters differently): a silent no-op here would bring
+    the crash back.
+    """
+    import llama_cpp
+    import llama_cpp.llama_cpp as lib
+
+    install_log_tagging(verbose=bool(kwargs.get("verbose", False)))
+    extra = use_extra_buffer_types(repack)
+    with _default_params(lib, use_extra_bufts=extra):
+        llm = llama_cpp.Llama(model_path=str(model_path), **kwargs)
+    got = bool(llm.model_params.use_extra_bufts)
+    if got != extra:
+        llm.close()
+        raise RuntimeError(
+            f"llama-cpp-python {llama_cpp.__version__} did not take use_extra_bufts={extra}"
+        )
+    return llm
+
+
+@contextlib.contextmanager
+def _default_params(lib: Any, *, use_extra_bufts: bool) -> Iterator[None]:
+    # Llama.__init__ starts from lib.llama_model_default_params() and sets only the fields it
+    # knows; wrapping that function (under a lock, for the length of one constructor) is the one
+    # way to set a field it does not know.
+    original = lib.llama_model_default_params
+
+    def defaults() -> Any:
+        params = original()
+        params.use_extra_bufts = use_extra_bufts
+        return params
+
+    with _params_lock:
+        lib.llama_model_default_params = defaults
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = original
+
+
+_log_state: dict[str, Any] = {}
+
+
+def install_log_tagging(*, verbose: bool) -> None:
+    """Route llama.cpp's log to stderr, each line tagged with its level (``llama.cpp error: …``).
+
+    Warnings and errors always; info and debug only when ``verbose``. The lines go to a copy of
+    the stderr descriptor taken now, so they survive llama-cpp-python silencing fds 1 and 2 while
+    it loads a model — the moment a crash most needs its last error line.
+    """
+    import llama_cpp
+
+    _log_state["verbose"] = verbose
+    # A fresh copy at every load: stderr may have been redirected since the last one.
+    out: TextIO
+    try:
+        out = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, errors="replace")
+    except (OSError, ValueError, AttributeError):
+        out = sys.stderr
+    previous = _log_state.get("out")
+    _log_state["out"] = out
+    if previous is not None and previous is not sys.stderr:
+        previous.close()
+    if "callback" in _log_state:
+        return
+    pending: list[str] = []
+    last = ["info"]
+
+    def emit(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+        name = last[0] if level == _CONT else _LEVELS.get(level, "info")
+        last[0] = name
+        pending.append(text.decode("utf-8", errors="replace"))
+        joined = "".join(pending)
+        if not joined.endswith("\n"):
+            return
+        pending.clear()
+        if name in ("info", "debug", "none") and not _log_state["verbose"]:
+            return
+        sink: TextIO = _log_state["out"]
+        for line in joined.splitlines():
+            if line.strip():
+                with contextlib.suppress(OSError, ValueError):  # a closed or full sink
+                    sink.write(f"{LOG_PREFIX}{name}: {line}\n")
+
+    callback = llama_cpp.llama_log_callback(emit)
+    _log_state["callback"] = callback  # referenced for as long as llama.cpp may call it
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
