@@ -23,8 +23,10 @@ class RunnerSpec:
     loras: tuple[Path, ...] = ()
     gpu_library: str | None = None  # "cuda", "rocm", "metal" (set on the CPU too, to hide GPUs)
     gpu_indices: tuple[int, ...] = ()
+    main_gpu: int = 0  # among the visible GPUs (llama.cpp's --main-gpu)
     tensor_split: tuple[float, ...] = ()
     verbose: bool = False
+    repack: str = "auto"  # llama.cpp extra buffer types: auto (off on AMX CPUs), on, off
 
     def argv(self, python: str = sys.executable) -> list[str]:
         """The command line, without the listening address (``--port``/``--socket``)."""
@@ -52,10 +54,14 @@ class RunnerSpec:
             args.append("--embedding")
         for lora in self.loras:
             args += ["--lora", str(lora)]
+        if self.main_gpu:
+            args += ["--main-gpu", str(self.main_gpu)]
         if len(self.tensor_split) > 1:
             args += ["--tensor-split", ",".join(f"{x:.4f}" for x in self.tensor_split)]
         if self.verbose:
             args.append("--verbose")
+        if self.repack != "auto":
+            args += ["--repack", self.repack]
         return args
 
     def env(self) -> dict[str, str]:

@@ -18,8 +18,9 @@ class LoadOptions:
     num_thread: int = 0  # 0: llama.cpp's choice
     use_mmap: bool | None = None  # None: automatic (on)
     embedding: bool = False
+    main_gpu: int | None = None  # the GPU (runtime ordinal) for small tensors; None: the first
 
-    def reload_key(self) -> tuple[int, int, int, int, bool, bool]:
+    def reload_key(self) -> tuple[int, int, int, int, bool, bool, int]:
         """What must be equal for a loaded runner to serve these options."""
         return (
             max(self.num_ctx, 4),
@@ -28,6 +29,7 @@ class LoadOptions:
             self.num_thread,
             True if self.use_mmap is None else self.use_mmap,
             self.embedding,
+            self.main_gpu or 0,
         )
 
 

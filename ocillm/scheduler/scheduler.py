@@ -106,6 +106,8 @@ class Scheduler:
         keep_alive: float = 300.0,
         load_timeout: float = 300.0,
         spread: bool = False,
+        gpu_overhead: int = 0,
+        runner_verbose: bool = False,
     ) -> None:
         self.discovery = discovery
         self.factory = factory
@@ -115,6 +117,8 @@ class Scheduler:
         self.keep_alive = keep_alive
         self.load_timeout = load_timeout
         self.spread = spread
+        self.gpu_overhead = max(gpu_overhead, 0)  # bytes kept free on each GPU
+        self.runner_verbose = runner_verbose  # llama.cpp's own log on the runner's stderr
         self._entries: dict[str, _Entry] = {}
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
@@ -138,6 +142,9 @@ class Scheduler:
             max_loaded_models=settings.max_loaded_models,
             keep_alive=300.0 if keep_alive is None else keep_alive,
             load_timeout=0.0 if load_timeout in (None, math.inf) else load_timeout,
+            spread=settings.sched_spread,
+            gpu_overhead=settings.gpu_overhead,
+            runner_verbose=settings.debug,
         )
 
     # --- public API ----------------------------------------------------------------------
@@ -434,6 +441,7 @@ class Scheduler:
                 used_system=used_system,
                 num_gpu=opts.num_gpu,
                 spread=self.spread,
+                overhead=self.gpu_overhead,
             )
             beside = bool(self._entries)
             gpu_wanted = bool(inventory.gpus) and opts.num_gpu != 0
@@ -484,7 +492,9 @@ class Scheduler:
             loras=request.adapters,
             gpu_library=library,
             gpu_indices=placement.gpu_indices,
+            main_gpu=_main_gpu(opts.main_gpu, placement),
             tensor_split=placement.tensor_split,
+            verbose=self.runner_verbose,
         )
         log.info(
             "loading %s: %d layers on %s, %s",
@@ -509,3 +519,11 @@ class Scheduler:
         )
         self._entries[key] = entry
         return entry
+
+
+def _main_gpu(ordinal: int | None, placement: Placement) -> int:
+    """``main_gpu`` names a GPU by its runtime ordinal; the runner sees only the placement's GPUs
+    (``CUDA_VISIBLE_DEVICES``), so it gets that GPU's position among them (0 if not chosen)."""
+    if ordinal is None or ordinal not in placement.gpu_indices:
+        return 0
+    return placement.gpu_indices.index(ordinal)

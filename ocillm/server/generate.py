@@ -9,11 +9,12 @@ while its last line is written.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ocillm.runner import CompletionChunk, Runner
+from ocillm.runner import CompletionChunk, CompletionRequest, Runner
 from ocillm.server.context import ServerContext, created_at, keep_alive
 from ocillm.server.errors import ApiError
 from ocillm.server.formats import grammar_for
@@ -23,6 +24,7 @@ from ocillm.server.prompt import (
     chat_messages,
     chat_prompt,
     generate_prompt,
+    render_chat,
     resolve_think,
     thinking_parser,
 )
@@ -30,16 +32,82 @@ from ocillm.server.schemas.ollama import ChatRequest, GenerateRequest
 from ocillm.server.streaming import Chunk
 from ocillm.server.thinking import ThinkingParser
 from ocillm.server.toolcalls import ToolCall, ToolCallParser, parser_for
+from ocillm.template import build_messages
+
+log = logging.getLogger(__name__)
 
 NO_VISION = "this model is missing data required for image input"
+#: Ollama's words for a prompt longer than the context when ``truncate`` is false.
+INPUT_TOO_LONG = "the input length exceeds the context length"
+#: Tokens a prompt can have beyond one per UTF-8 byte (BOS, EOS, a tokenizer's leading space):
+#: a prompt with fewer bytes than the context minus this fits without being tokenized.
+TOKEN_SLACK = 4
 
 
-def _check_images(model: ServedModel, has_images: bool) -> None:
+def _check_images(model: ServedModel, has_images: bool, *, render_only: bool = False) -> None:
     if not has_images:
         return
     if not model.has_projector:
         raise ApiError(400, NO_VISION)
-    raise ApiError(501, "image input is not supported by ocillm's runners yet")
+    if not render_only:  # rendering needs no runner
+        raise ApiError(501, "image input is not supported by ocillm's runners yet")
+
+
+def _num_ctx(model: ServedModel, opts: Options) -> int:
+    """The context the runner is loaded with (the scheduler caps it at the model's)."""
+    num_ctx = opts.load().num_ctx
+    return min(num_ctx, model.context_length) if model.context_length else num_ctx
+
+
+def _counter(runner: Runner, num_ctx: int) -> Any:
+    """Token counts for the fit checks; a text too short to overflow ``num_ctx`` is not sent to
+    the runner (its byte count bounds its token count)."""
+
+    async def count(text: str) -> int:
+        bound = len(text.encode()) + TOKEN_SLACK
+        return bound if bound <= num_ctx else await _tokens(runner, text)
+
+    return count
+
+
+async def _fitted(
+    runner: Runner,
+    opts: Options,
+    prompt: str,
+    *,
+    num_ctx: int,
+    truncate: bool,
+    grammar: str | None,
+) -> CompletionRequest:
+    """The completion request for ``prompt``, cut to fit the context as Ollama's runner cuts it.
+
+    A prompt of ``num_ctx`` tokens or more is a 400 with ``truncate: false``. Otherwise its first
+    ``num_keep`` tokens stay and tokens after them are dropped until half of the rest of the
+    context is free for the answer: where Ollama's runner is after its first context shift.
+    """
+    if len(prompt.encode()) + TOKEN_SLACK < num_ctx:
+        return opts.completion(prompt=prompt, grammar=grammar)
+    tokens = await runner.tokenize(prompt)
+    if len(tokens) < num_ctx:
+        return opts.completion(prompt=prompt, grammar=grammar)
+    if not truncate:
+        raise ApiError(400, INPUT_TOO_LONG)
+    num_keep = int(opts["num_keep"])
+    keep = min(num_keep if num_keep >= 0 else num_ctx, max(num_ctx - 2, 0))
+    limit = keep + (num_ctx - keep) // 2
+    cut = tokens[:keep] + tokens[len(tokens) - (limit - keep) :]
+    log.warning(
+        "truncating input prompt: limit=%d prompt=%d keep=%d new=%d",
+        num_ctx,
+        len(tokens),
+        keep,
+        len(cut),
+    )
+    return opts.completion(tokens=cut, grammar=grammar)
+
+
+def _debug_info(prompt: str, images: int) -> dict[str, Any]:
+    return {"rendered_template": prompt, "image_count": images}
 
 
 def _metrics(final: CompletionChunk, start: int, load_ns: int) -> dict[str, Any]:
@@ -87,9 +155,32 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
     if req.suffix and "insert" not in model.capabilities:
         raise ApiError(400, f"{model.full_name} does not support insert")
     think = resolve_think(model, req.think)
-    _check_images(model, bool(req.images))
+    debug = req.debug_render_only and bool(req.prompt)
+    _check_images(model, bool(req.images), render_only=debug)
     alive = keep_alive(req.keep_alive)
     head = {"model": req.model}
+    if debug:
+        # Ollama's _debug_render_only: the prompt the model would get, no model loaded (so a
+        # `context` is not prepended: that needs the model's tokenizer).
+        prompt = req.prompt
+        if not req.raw:
+            prompt = generate_prompt(
+                model,
+                prompt=req.prompt,
+                system=req.system,
+                template=req.template,
+                suffix=req.suffix,
+                think=think,
+                with_model_messages=not req.context,
+            )
+        yield {
+            **head,
+            "created_at": created_at(),
+            "response": "",
+            "done": False,
+            "_debug_info": _debug_info(prompt, len(req.images or [])),
+        }
+        return
     if not req.prompt and alive == 0:
         await _unload(ctx, model)
         yield {
@@ -118,8 +209,27 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
                 "done_reason": "load",
             }
             return
+        num_ctx = _num_ctx(model, opts)
+        truncate = req.truncate is not False
         if req.raw:
             prompt = req.prompt
+        elif truncate and model.view.messages and not (req.suffix or req.template or req.context):
+            # Ollama renders this case as a chat, so the image's MESSAGE turns are dropped,
+            # oldest first, when the prompt does not fit.
+            turns = build_messages(
+                prompt=req.prompt,
+                system=req.system or model.view.system,
+                model_messages=model.view.messages,
+            )
+            prompt = await chat_prompt(
+                model,
+                turns,
+                tools=None,
+                think=think,
+                num_ctx=num_ctx,
+                truncate=True,
+                count_tokens=_counter(runner, num_ctx),
+            )
         else:
             prompt = generate_prompt(
                 model,
@@ -133,7 +243,10 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
             if req.context:
                 prompt = await runner.detokenize(list(req.context)) + prompt
         parser = None if req.raw else thinking_parser(model, think, prompt, req.template)
-        async for chunk in runner.completion(opts.completion(prompt=prompt, grammar=grammar)):
+        completion = await _fitted(
+            runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
+        )
+        async for chunk in runner.completion(completion):
             if chunk.content:
                 parts.append(chunk.content)
                 thought, text = _split(parser, chunk.content)
@@ -204,7 +317,9 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
     if req.tools and "tools" not in model.capabilities:
         raise ApiError(400, f"{model.full_name} does not support tools")
     think = resolve_think(model, req.think)
-    _check_images(model, any(m.images for m in req.messages))
+    images = sum(len(m.images or []) for m in req.messages)
+    debug = req.debug_render_only and bool(req.messages)
+    _check_images(model, images > 0, render_only=debug)
     alive = keep_alive(req.keep_alive)
     head = {"model": req.model}
     if not req.messages and alive == 0:
@@ -222,9 +337,19 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
     load = model.load_request(opts.load(), keep_alive=alive, priority=req.priority)
     tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
     messages = chat_messages(model, [m.model_dump(exclude_none=True) for m in req.messages])
-    num_ctx = opts.load().num_ctx
-    if model.context_length:
-        num_ctx = min(num_ctx, model.context_length)
+    num_ctx = _num_ctx(model, opts)
+    truncate = req.truncate is not False
+    if debug:
+        # Rendered whole: dropping old turns needs the model's tokenizer, and nothing loads here.
+        prompt = render_chat(model, messages, tools=tools, think=think)
+        yield {
+            **head,
+            "created_at": created_at(),
+            "message": {"role": "", "content": ""},
+            "done": False,
+            "_debug_info": _debug_info(prompt, images),
+        }
+        return
     final = CompletionChunk(done=True, done_reason="stop")
     asked = time.perf_counter_ns()
     async with ctx.scheduler.acquire(model.key(), load) as runner:
@@ -244,12 +369,15 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
             tools=tools,
             think=think,
             num_ctx=num_ctx,
-            truncate=req.truncate is not False,
-            count_tokens=lambda text: _tokens(runner, text),
+            truncate=truncate,
+            count_tokens=_counter(runner, num_ctx),
         )
         parser = thinking_parser(model, think, prompt)
         tool_parser = parser_for(model.template(), tools)
-        async for chunk in runner.completion(opts.completion(prompt=prompt, grammar=grammar)):
+        completion = await _fitted(
+            runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
+        )
+        async for chunk in runner.completion(completion):
             if chunk.content:
                 thought, text = _split(parser, chunk.content)
                 calls, text = _calls(tool_parser, text)

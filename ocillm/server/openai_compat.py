@@ -483,14 +483,49 @@ def _model_object(name: str, modified: datetime | str | None) -> OpenAIObject:
 # --- the work ---------------------------------------------------------------------------------
 
 
+def choices_wanted(n: int | None, stream: bool | None) -> int:
+    """OpenAI's ``n``: how many choices to generate. Each is its own generation; a stream of
+    several interleaved choices is not implemented, so ``n > 1`` with ``stream`` is a 400."""
+    if n is None:
+        return 1
+    if n < 1:
+        raise ApiError(400, f"n must be at least 1, got {n}")
+    if n > 1 and stream:
+        raise ApiError(400, "n > 1 is not supported with stream: true")
+    return n
+
+
+def _several(objects: list[OpenAIObject]) -> OpenAIObject:
+    """n answers as one object: every choice, numbered; the prompt counted once in the usage."""
+    merged = dict(objects[0])
+    choices = []
+    for i, obj in enumerate(objects):
+        for choice in obj["choices"]:
+            choices.append({**choice, "index": i})
+    merged["choices"] = choices
+    completion = sum(int(o["usage"]["completion_tokens"]) for o in objects)
+    prompt = int(merged["usage"]["prompt_tokens"])
+    merged["usage"] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    return merged
+
+
 async def chat(ctx: ServerContext, req: ChatCompletionRequest) -> AsyncIterator[OpenAIObject]:
     """``/v1/chat/completions``: one ``chat.completion``, or the stream's chunks."""
     cid, created = new_id("chatcmpl"), int(time.time())
-    chunks = generate_work.chat(ctx, chat_request(req))
+    n = choices_wanted(req.n, req.stream)
+    native_req = chat_request(req)
     if not req.stream:
-        collected = [chunk async for chunk in chunks]
-        yield chat_completion(cid, created, generate_work.merge_chat(collected))
+        answers = []
+        for _ in range(n):  # one after another: each takes the model's slot in turn
+            collected = [chunk async for chunk in generate_work.chat(ctx, native_req)]
+            answers.append(chat_completion(cid, created, generate_work.merge_chat(collected)))
+        yield _several(answers)
         return
+    chunks = generate_work.chat(ctx, native_req)
     writer = ChatChunks(cid, created, req.stream_options)
     async for chunk in chunks:
         for obj in writer.add(chunk):
@@ -500,12 +535,18 @@ async def chat(ctx: ServerContext, req: ChatCompletionRequest) -> AsyncIterator[
 async def completions(ctx: ServerContext, req: CompletionRequest) -> AsyncIterator[OpenAIObject]:
     """``/v1/completions``: one ``text_completion``, or the stream's chunks."""
     cid, created = new_id("cmpl"), int(time.time())
-    chunks = generate_work.generate(ctx, completion_request(req))
+    n = choices_wanted(req.n, req.stream)
+    native_req = completion_request(req)
     if not req.stream:
-        collected = [chunk async for chunk in chunks]
-        merged = generate_work.merge_generate(collected)
-        yield _completion(cid, created, merged, str(merged.get("response") or ""), usage(merged))
+        answers = []
+        for _ in range(n):
+            collected = [chunk async for chunk in generate_work.generate(ctx, native_req)]
+            merged = generate_work.merge_generate(collected)
+            text = str(merged.get("response") or "")
+            answers.append(_completion(cid, created, merged, text, usage(merged)))
+        yield _several(answers)
         return
+    chunks = generate_work.generate(ctx, native_req)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     async for chunk in chunks:
         yield _completion(cid, created, chunk, str(chunk.get("response") or ""), None)

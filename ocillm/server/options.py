@@ -124,6 +124,7 @@ class Options:
             num_thread=max(int(v["num_thread"]), 0),
             use_mmap=v["use_mmap"],
             embedding=embedding,
+            main_gpu=v.get("main_gpu"),
         )
 
     def completion(

@@ -20,8 +20,8 @@ from ocillm.template import (
     parse_template,
     render_chat_template,
     render_prompt,
-    truncate_messages,
 )
+from ocillm.template.ollama import drop_old_turns
 
 Message = dict[str, Any]
 CountTokens = Callable[[str], Coroutine[Any, Any, int]]
@@ -51,6 +51,10 @@ def resolve_think(model: ServedModel, value: Any) -> bool | str | None:
     return think
 
 
+#: The tags a GGUF Jinja chat template that thinks writes around its thinking (Qwen3, DeepSeek-R1).
+JINJA_THINKING_TAGS = ("<think>", "</think>")
+
+
 def thinking_parser(
     model: ServedModel, think: bool | str | None, prompt: str, template: str | None = None
 ) -> ThinkingParser | None:
@@ -58,16 +62,31 @@ def thinking_parser(
     if think in (None, False) or "thinking" not in model.capabilities:
         return None
     choice = model.template(template)
-    if choice.kind != "go":
-        return None
+    if choice.kind == "jinja":
+        opening, closing = JINJA_THINKING_TAGS
+        if opening not in choice.text or closing not in choice.text:
+            return None
+        return ThinkingParser(opening, closing, prompt=prompt)
     opening, closing = infer_thinking_tags(parse_template(choice.text))
     if not opening or not closing:
         return None
     return ThinkingParser(opening, closing, prompt=prompt)
 
 
+def _think_context(think: bool | str | None) -> dict[str, Any]:
+    """What a Jinja chat template reads for ``think``: Hugging Face's ``enable_thinking``
+    (Qwen3 and others), and ``think`` itself. Unset stays unset: templates test ``is defined``."""
+    if think is None:
+        return {}
+    return {"think": think, "enable_thinking": think is not False}
+
+
 def _jinja(
-    model: ServedModel, choice: TemplateChoice, messages: Sequence[Message], tools: Any
+    model: ServedModel,
+    choice: TemplateChoice,
+    messages: Sequence[Message],
+    tools: Any,
+    think: bool | str | None = None,
 ) -> str:
     bos = model.info.bos_token or ""
     text = render_chat_template(
@@ -77,6 +96,7 @@ def _jinja(
         bos_token=bos,
         eos_token=model.info.eos_token or "",
         add_generation_prompt=True,
+        **_think_context(think),
     )
     # The runner's tokenizer adds BOS where the model wants one; do not send it twice.
     if bos and text.startswith(bos):
@@ -99,7 +119,7 @@ def generate_prompt(
     model_messages = model.view.messages if with_model_messages else []
     if choice.kind == "jinja":
         messages = build_messages(prompt=prompt, system=sys_text, model_messages=model_messages)
-        return _jinja(model, choice, messages, None)
+        return _jinja(model, choice, messages, None, think)
     return render_prompt(
         choice.text,
         prompt=prompt,
@@ -115,6 +135,20 @@ def chat_messages(model: ServedModel, messages: Sequence[Mapping[str, Any]]) -> 
     return build_messages(messages, system=model.view.system, model_messages=model.view.messages)
 
 
+def render_chat(
+    model: ServedModel,
+    messages: list[Message],
+    *,
+    tools: list[dict[str, Any]] | None,
+    think: bool | str | None,
+) -> str:
+    """The chat prompt of ``messages`` as they are, with the image's template (Go or Jinja)."""
+    choice = model.template()
+    if choice.kind == "jinja":
+        return _jinja(model, choice, messages, tools, think)
+    return render_prompt(choice.text, messages=messages, tools=tools, think=think)
+
+
 async def chat_prompt(
     model: ServedModel,
     messages: list[Message],
@@ -125,11 +159,13 @@ async def chat_prompt(
     truncate: bool,
     count_tokens: CountTokens,
 ) -> str:
-    """Render the chat; when it does not fit ``num_ctx``, drop the oldest turns (Ollama's rule)."""
-    choice = model.template()
-    if choice.kind == "jinja":
-        return _jinja(model, choice, messages, tools)
-    text = render_prompt(choice.text, messages=messages, tools=tools, think=think)
+    """Render the chat; when it does not fit ``num_ctx``, drop the oldest turns (Ollama's rule:
+    system messages and the latest turn stay), whichever kind of template renders it."""
+
+    def render(kept: list[Message]) -> str:
+        return render_chat(model, kept, tools=tools, think=think)
+
+    text = render(messages)
     if not truncate or len(messages) <= 1 or await count_tokens(text) <= num_ctx:
         return text
     loop = asyncio.get_running_loop()
@@ -138,12 +174,6 @@ async def chat_prompt(
         return asyncio.run_coroutine_threadsafe(count_tokens(rendered), loop).result()
 
     kept = await asyncio.to_thread(
-        truncate_messages,
-        choice.text,
-        messages,
-        num_ctx=num_ctx,
-        count_tokens=count,
-        tools=tools,
-        think=think,
+        drop_old_turns, messages, render=render, num_ctx=num_ctx, count_tokens=count
     )
-    return render_prompt(choice.text, messages=kept, tools=tools, think=think)
+    return render(kept)

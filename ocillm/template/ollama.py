@@ -6,7 +6,8 @@
   both set), the messages path (the template mentions ``messages``), or the legacy loop (one
   execution per turn, then the template cut after ``{{ .Response }}``).
 * :func:`render_prompt`: what ``/api/chat`` and ``/api/generate`` build from a request.
-* :func:`truncate_messages`: drop the oldest messages until the prompt fits ``num_ctx``.
+* :func:`truncate_messages` / :func:`drop_old_turns`: drop the oldest messages until the prompt
+  fits ``num_ctx`` (any renderer: Go templates and GGUF Jinja chat templates alike).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
+
+from ocillm.errors import TemplateError
 
 from .exec import DEFAULT_LIMITS, Limits
 from .ollama_types import convert_messages, convert_tools
@@ -229,10 +232,32 @@ def truncate_messages(
     think: Think = None,
     image_tokens: int = 0,
 ) -> list[dict[str, Any]]:
-    """Ollama's ``chatPrompt`` truncation: drop messages from the front until the rendered prompt
-    has at most ``num_ctx`` tokens (``count_tokens`` of the text, plus ``image_tokens`` per image
-    kept), always keeping the last message; system messages from the dropped part are re-added
-    in front. Returns the messages to render."""
+    """Ollama's ``chatPrompt`` truncation for a Go template (see :func:`drop_old_turns`)."""
+    return drop_old_turns(
+        messages,
+        render=lambda kept: render_prompt(template_text, messages=kept, tools=tools, think=think),
+        num_ctx=num_ctx,
+        count_tokens=count_tokens,
+        image_tokens=image_tokens,
+    )
+
+
+def drop_old_turns(
+    messages: Sequence[Message],
+    *,
+    render: Callable[[list[dict[str, Any]]], str],
+    num_ctx: int,
+    count_tokens: Callable[[str], int],
+    image_tokens: int = 0,
+) -> list[dict[str, Any]]:
+    """Ollama's ``chatPrompt`` truncation: drop messages from the front until ``render`` of the
+    rest has at most ``num_ctx`` tokens (``count_tokens`` of the text, plus ``image_tokens`` per
+    image kept), always keeping the last message; system messages from the dropped part are
+    re-added in front. Returns the messages to render.
+
+    A shortened conversation the template refuses (a Jinja template that wants roles to
+    alternate, say) counts as not fitting; only the last one, the latest turn alone, may raise.
+    """
     msgs = [dict(m) for m in messages]
     if not msgs:
         return []
@@ -240,7 +265,12 @@ def truncate_messages(
     for i in range(len(msgs)):
         system = [m for m in msgs[:i] if m.get("role") == "system"]
         candidate = system + msgs[i:]
-        text = render_prompt(template_text, messages=candidate, tools=tools, think=think)
+        try:
+            text = render([dict(m) for m in candidate])
+        except TemplateError:
+            if i == last:
+                raise
+            continue
         used = count_tokens(text)
         if image_tokens:
             used += image_tokens * sum(len(m.get("images") or []) for m in msgs[i:])

@@ -84,6 +84,8 @@ class GenerateRequest(_Named):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     priority: int = 0
+    #: answer with the rendered prompt (``_debug_info``) instead of running the model
+    debug_render_only: bool = Field(default=False, alias="_debug_render_only")
 
 
 class ChatRequest(_Named):
@@ -99,6 +101,7 @@ class ChatRequest(_Named):
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     priority: int = 0
+    debug_render_only: bool = Field(default=False, alias="_debug_render_only")
 
 
 class EmbedRequest(_Named):
