@@ -43,13 +43,14 @@ from registry import RegistryProcess  # noqa: E402
 MiB = 1 << 20
 REPUSH_IN_PROCESS = """
 import sys, time
-from ocillm.oci import parse_reference
-from ocillm.registry import push
+from ocillm.config import Settings
+from ocillm.registry import TransferOptions, push
 from ocillm.store import Store
-ref = parse_reference(sys.argv[1])
-store = Store.open()
+cfg = Settings.from_env()
+store = Store.open(cfg.models, default_registry=cfg.default_registry)
+ref = store.parse(sys.argv[1])
 start = time.perf_counter()
-push(ref, store)
+push(ref, store, options=TransferOptions.from_settings(cfg))
 open(sys.argv[2], "w").write(str(time.perf_counter() - start))
 """
 

@@ -47,8 +47,8 @@ def _error_text(resp: httpx.Response) -> str:
 
 
 class DaemonClient:
-    def __init__(self, settings: Settings | None = None, *, connect_timeout: float = 5.0) -> None:
-        cfg = settings or Settings.from_env()
+    def __init__(self, settings: Settings, *, connect_timeout: float = 5.0) -> None:
+        cfg = settings  # OCILLM_HOST and OCILLM_API_KEY, as the caller's edge read them
         self.url = parse_host(cfg.host).client_url
         headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
         self._http = httpx.Client(

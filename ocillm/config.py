@@ -1,27 +1,45 @@
-"""Configuration: every ``OCILLM_*`` variable is read here, once, into one settings object.
+"""Configuration: every variable ocillm reads is read here, once, into one settings object.
 
-The README's table lists the same variables; keep the two in step.
+:meth:`Settings.from_env` is called at the edges only (``ocillm``'s start, ``serve``'s start,
+a benchmark's start); everything below receives the :class:`Settings`, or the few values it
+needs, as arguments and never looks at ``os.environ``. The README's table lists the same
+variables; keep the two in step.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_REGISTRY = "registry.ollama.ai"
-DEFAULT_NAMESPACE = "library"
-DEFAULT_TAG = "latest"
+# The naming defaults belong to the vocabulary layer; re-exported here for the settings' sake.
+from ocillm.oci.reference import DEFAULT_NAMESPACE, DEFAULT_REGISTRY, DEFAULT_TAG
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_NAMESPACE",
+    "DEFAULT_REGISTRY",
+    "DEFAULT_TAG",
+    "Settings",
+    "parse_bool",
+]
+
 DEFAULT_HOST = "127.0.0.1:11434"
+DEFAULT_REGISTRY_RETRIES = 5
+DEFAULT_REGISTRY_BACKOFF = 0.5
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
-def _bool(value: str | None, default: bool = False) -> bool:
+def parse_bool(value: str | None, default: bool = False) -> bool:
+    """The one reading of a boolean variable: unset or blank is ``default``; ``0``, ``false``,
+    ``no`` and ``off`` (any case) are false; anything else is true."""
     if value is None or value.strip() == "":
         return default
-    return value.strip().lower() not in {"0", "false", "no", "off"}
+    return value.strip().lower() not in _FALSE
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -33,7 +51,7 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise UsageError(f"{name}={raw!r}: expected an integer") from None
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -46,6 +64,31 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 
         raise UsageError(f"{name}={raw!r}: expected a number of seconds, 0 or more")
     return value
+
+
+def _epoch(env: Mapping[str, str]) -> int | None:
+    raw = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        from ocillm.errors import UsageError
+
+        raise UsageError(f"SOURCE_DATE_EPOCH={raw!r}: expected seconds since 1970") from None
+
+
+def _repack(env: Mapping[str, str]) -> str:
+    raw = env.get("OCILLM_LLAMA_REPACK", "").strip().lower()
+    if raw in ("", "auto"):
+        return "auto"
+    if raw in ("off", "on"):
+        return raw
+    if raw in ("0", "1") or raw in _FALSE or raw in ("true", "yes"):
+        return "on" if parse_bool(raw) else "off"
+    from ocillm.errors import UsageError
+
+    raise UsageError(f"OCILLM_LLAMA_REPACK={raw!r}: expected auto, on or off")
 
 
 @dataclass(frozen=True)
@@ -66,18 +109,34 @@ class Settings:
     context_length: int = 0
     runner_unix_socket: bool = False
     runner_spare: bool = True
+    llama_repack: str = "auto"
+    """llama.cpp's extra buffer types (repacked weights): auto (off on AMX CPUs), on, off."""
     insecure_registries: tuple[str, ...] = ()
-    registry_retries: int = 5
-    registry_backoff: float = 0.5
+    registry_retries: int = DEFAULT_REGISTRY_RETRIES
+    registry_backoff: float = DEFAULT_REGISTRY_BACKOFF
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
+    podman_auth_file: Path | None = None
+    """podman's ``REGISTRY_AUTH_FILE``, else ``$XDG_RUNTIME_DIR/containers/auth.json``."""
+    docker_config: Path | None = None
+    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
     api_key: str | None = field(default=None, repr=False)
+    source_date_epoch: int | None = None
+    """``SOURCE_DATE_EPOCH``: builds stamp this time; None: images carry no timestamp."""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read every variable from ``env`` (default: this process's environment), once."""
         e = dict(os.environ if env is None else env)
-        home = Path(e.get("OCILLM_HOME") or Path.home() / ".ocillm").expanduser()
+        user_home = Path(e.get("HOME") or Path.home()).expanduser()
+        home = Path(e.get("OCILLM_HOME") or user_home / ".ocillm").expanduser()
         models = Path(e.get("OCILLM_MODELS") or home / "models").expanduser()
+        podman: Path | None = None
+        if e.get("REGISTRY_AUTH_FILE"):
+            podman = Path(e["REGISTRY_AUTH_FILE"])
+        elif e.get("XDG_RUNTIME_DIR"):
+            podman = Path(e["XDG_RUNTIME_DIR"]) / "containers" / "auth.json"
+        docker_dir = Path(e.get("DOCKER_CONFIG") or user_home / ".docker").expanduser()
 
         def _list(name: str) -> tuple[str, ...]:
             return tuple(p.strip() for p in e.get(name, "").split(",") if p.strip())
@@ -86,7 +145,7 @@ class Settings:
             home=home,
             models=models,
             default_registry=e.get("OCILLM_DEFAULT_REGISTRY", "").strip() or DEFAULT_REGISTRY,
-            debug=_bool(e.get("OCILLM_DEBUG")),
+            debug=parse_bool(e.get("OCILLM_DEBUG")),
             host=e.get("OCILLM_HOST", "").strip() or DEFAULT_HOST,
             origins=_list("OCILLM_ORIGINS"),
             keep_alive=e.get("OCILLM_KEEP_ALIVE", "").strip() or "5m",
@@ -94,20 +153,19 @@ class Settings:
             num_parallel=_int(e, "OCILLM_NUM_PARALLEL", 1),
             max_loaded_models=_int(e, "OCILLM_MAX_LOADED_MODELS", 0),
             load_timeout=e.get("OCILLM_LOAD_TIMEOUT", "").strip() or "5m",
-            sched_spread=_bool(e.get("OCILLM_SCHED_SPREAD")),
+            sched_spread=parse_bool(e.get("OCILLM_SCHED_SPREAD")),
             gpu_overhead=_int(e, "OCILLM_GPU_OVERHEAD", 0),
             context_length=_int(e, "OCILLM_CONTEXT_LENGTH", 0),
-            runner_unix_socket=_bool(e.get("OCILLM_RUNNER_UNIX_SOCKET")),
-            runner_spare=_bool(e.get("OCILLM_RUNNER_SPARE"), default=True),
+            runner_unix_socket=parse_bool(e.get("OCILLM_RUNNER_UNIX_SOCKET")),
+            runner_spare=parse_bool(e.get("OCILLM_RUNNER_SPARE"), default=True),
+            llama_repack=_repack(e),
             insecure_registries=_list("OCILLM_INSECURE_REGISTRIES"),
-            registry_retries=max(1, _int(e, "OCILLM_REGISTRY_RETRIES", 5)),
-            registry_backoff=_float(e, "OCILLM_REGISTRY_BACKOFF", 0.5),
+            registry_retries=max(1, _int(e, "OCILLM_REGISTRY_RETRIES", DEFAULT_REGISTRY_RETRIES)),
+            registry_backoff=_float(e, "OCILLM_REGISTRY_BACKOFF", DEFAULT_REGISTRY_BACKOFF),
             registry_username=e.get("OCILLM_REGISTRY_USERNAME") or None,
             registry_password=e.get("OCILLM_REGISTRY_PASSWORD") or None,
+            podman_auth_file=podman,
+            docker_config=docker_dir / "config.json",
             api_key=e.get("OCILLM_API_KEY") or None,
+            source_date_epoch=_epoch(e),
         )
-
-
-def settings() -> Settings:
-    """The settings of this process, read from the environment at call time."""
-    return Settings.from_env()

@@ -135,13 +135,11 @@ def test_same_inputs_give_the_same_digest_anywhere(tmp_path: Path, tiny_gguf: Pa
     assert one.descriptor.digest == two.descriptor.digest
 
 
-def test_source_date_epoch_stamps_reproducibly(
-    tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_source_date_epoch_stamps_reproducibly(tmp_path: Path, tiny_gguf: Path) -> None:
     plain = _build(Store(tmp_path / "s0"), _project(tmp_path / "p", tiny_gguf))
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    a = _build(Store(tmp_path / "s1"), tmp_path / "p" / "Modelfile")
-    b = _build(Store(tmp_path / "s2"), tmp_path / "p" / "Modelfile")
+    epoch = {"source_date_epoch": 1700000000}
+    a = _build(Store(tmp_path / "s1"), tmp_path / "p" / "Modelfile", **epoch)
+    b = _build(Store(tmp_path / "s2"), tmp_path / "p" / "Modelfile", **epoch)
     assert a.descriptor.digest == b.descriptor.digest != plain.descriptor.digest
     manifest = Store(tmp_path / "s1").manifest(a.descriptor)
     assert (manifest.annotations or {})[mt.ANN_CREATED] == "2023-11-14T22:13:20Z"

@@ -270,10 +270,10 @@ def test_registry_missing_binary_is_a_clear_error(
 
 
 def test_ocillm_home_isolates_the_store(ocillm_home: Path) -> None:
-    from ocillm.config import settings
+    from ocillm.config import Settings
 
     assert os.environ["OCILLM_HOME"] == str(ocillm_home)
-    s = settings()
+    s = Settings.from_env()
     assert s.home == ocillm_home
     assert s.models == ocillm_home / "models"
 

@@ -40,11 +40,12 @@ def test_digest_reference_has_no_default_tag() -> None:
     assert ref.tag is None and ref.digest == DIGEST and ref.target == DIGEST
 
 
-def test_default_registry_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OCILLM_DEFAULT_REGISTRY", "registry.local:5000")
-    ref = parse_reference("tiny")
+def test_default_registry_is_a_parameter() -> None:
+    ref = parse_reference("tiny", default_registry="registry.local:5000")
     assert str(ref) == "registry.local:5000/library/tiny:latest"
-    assert ref.display() == "tiny:latest"
+    assert ref.display(default_registry="registry.local:5000") == "tiny:latest"
+    assert ref.display() == "registry.local:5000/library/tiny:latest"
+    assert str(parse_reference("tiny")) == "registry.ollama.ai/library/tiny:latest"
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from test_registry_faults import BIG, big_image
 
 from ocillm.oci import parse_reference
 from ocillm.registry import TransferOptions, pull, push
-from ocillm.registry.credentials import Credentials
+from ocillm.registry.credentials import Credentials, CredentialSources
 from ocillm.store import Store
 from ocillm.store.copyfile import hash_file
 
@@ -40,18 +40,17 @@ def redirecting(
     "redirecting", [False, True], ids=["ranges", "ranges-ignored"], indirect=True
 )
 def test_redirected_blobs_are_fetched_without_credentials(
-    redirecting: tuple[Any, BlobServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    redirecting: tuple[Any, BlobServer], tmp_path: Path
 ) -> None:
     reg, server = redirecting
-    monkeypatch.setenv("OCILLM_REGISTRY_USERNAME", BASIC_USERNAME)
-    monkeypatch.setenv("OCILLM_REGISTRY_PASSWORD", BASIC_PASSWORD)
+    creds = CredentialSources(username=BASIC_USERNAME, password=BASIC_PASSWORD)
     ref = f"{reg.host}/team/big:cdn"
     source = Store.open(tmp_path / "source")
     weight = big_image(source, ref, tmp_path)
-    push(parse_reference(ref), source)
+    push(parse_reference(ref), source, options=TransferOptions(credentials=creds))
 
     store = Store.open(tmp_path / "dest")
-    options = TransferOptions(range_threshold=8 * MiB, range_segment=8 * MiB)
+    options = TransferOptions(range_threshold=8 * MiB, range_segment=8 * MiB, credentials=creds)
     result = pull(parse_reference(ref), store, options=options)
     assert hash_file(store.blobs.path(weight))[0] == weight
     assert result.stats.downloaded == result.size

@@ -9,6 +9,7 @@ short (``TransferOptions(backoff=…)``, ``OCILLM_REGISTRY_BACKOFF``) so nothing
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -18,11 +19,13 @@ import pytest
 from conftest import BASIC_PASSWORD, BASIC_USERNAME, CLI
 from test_registry_transfer import build_tiny, error_lines
 
+from ocillm.config import Settings
 from ocillm.errors import RegistryError, UsageError
 from ocillm.image import ImageContent, Piece, Role, write_manifest
 from ocillm.oci import parse_reference
 from ocillm.registry import TransferOptions, pull, push
 from ocillm.registry.client import RegistryClient
+from ocillm.registry.credentials import CredentialSources
 from ocillm.registry.download import partial_files
 from ocillm.store import Store
 from ocillm.store.copyfile import hash_file
@@ -261,10 +264,10 @@ def test_connection_lost_mid_blob_resumes_with_a_range(
 
 def test_token_refused_mid_transfer_is_renewed_and_the_transfer_goes_on(
     registry_token: Any, fault_proxy_factory: Any, tmp_path: Path,
-    ocillm_home: Path, monkeypatch: pytest.MonkeyPatch,
+    ocillm_home: Path,
 ) -> None:  # fmt: skip
-    monkeypatch.setenv("OCILLM_REGISTRY_USERNAME", BASIC_USERNAME)
-    monkeypatch.setenv("OCILLM_REGISTRY_PASSWORD", BASIC_PASSWORD)
+    creds = CredentialSources(username=BASIC_USERNAME, password=BASIC_PASSWORD)
+    authed = dataclasses.replace(FAST, credentials=creds)
     proxy = fault_proxy_factory(registry_token)
     ref = f"{proxy.host}/team/big:token"
     store = Store.open(tmp_path / "src")
@@ -281,10 +284,10 @@ def test_token_refused_mid_transfer_is_renewed_and_the_transfer_goes_on(
     proxy.add_rule("GET", blob_path(layer), status=401, headers=expired, times=1)
 
     before = len(issuer.requests())
-    assert push(parse_reference(ref), store, options=FAST).digest == manifest
+    assert push(parse_reference(ref), store, options=authed).digest == manifest
     pushed = len(issuer.requests())
     dest = Store.open(tmp_path / "dest")
-    assert pull(parse_reference(ref), dest, options=FAST).digest == manifest
+    assert pull(parse_reference(ref), dest, options=authed).digest == manifest
     assert hash_file(dest.blobs.path(layer))[0] == layer
 
     puts = uploads(proxy, "PUT", layer)
@@ -373,7 +376,7 @@ def test_drops_that_make_progress_go_on_and_drops_that_do_not_fail_in_one_line(
 # -- knobs ----------------------------------------------------------------------------------
 
 
-def test_backoff_doubles_with_jitter_and_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
     client = RegistryClient(
         parse_reference("127.0.0.1:1/x/y:1"), TransferOptions(backoff=1.0, backoff_cap=8.0)
     )
@@ -381,12 +384,12 @@ def test_backoff_doubles_with_jitter_and_is_capped(monkeypatch: pytest.MonkeyPat
         delays = [client._backoff(attempt) for _ in range(200)]
         assert all(0.5 * base <= d <= 1.5 * base for d in delays)
         assert len(set(delays)) > 100  # jitter: no two clients retry in step
-    monkeypatch.setenv("OCILLM_REGISTRY_RETRIES", "2")
-    monkeypatch.setenv("OCILLM_REGISTRY_BACKOFF", "0.25")
-    assert (TransferOptions().retries, TransferOptions().backoff) == (2, 0.25)
-    monkeypatch.setenv("OCILLM_REGISTRY_BACKOFF", "soon")
+    knobs = {"OCILLM_REGISTRY_RETRIES": "2", "OCILLM_REGISTRY_BACKOFF": "0.25"}
+    opts = TransferOptions.from_settings(Settings.from_env(knobs))
+    assert (opts.retries, opts.backoff) == (2, 0.25)
+    assert (TransferOptions().retries, TransferOptions().backoff) == (5, 0.5)
     with pytest.raises(UsageError, match="OCILLM_REGISTRY_BACKOFF"):
-        TransferOptions()
+        Settings.from_env({"OCILLM_REGISTRY_BACKOFF": "soon"})
 
 
 def test_registry_error_is_raised_not_retried_for_a_plain_4xx(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ from ocillm.modelfile import (
 )
 from ocillm.oci.digest import sha256_digest
 from ocillm.oci.models import Descriptor
-from ocillm.oci.reference import Reference, parse_reference
+from ocillm.oci.reference import Reference
 from ocillm.progress import Event, Reporter, silent
 from ocillm.store import Store
 
@@ -62,8 +61,13 @@ def build_image(
     labels: Mapping[str, str] | None = None,
     report: Reporter = silent,
     pull_base: PullBase | None = None,
+    source_date_epoch: int | None = None,
 ) -> BuildResult:
-    """Build ``modelfile`` and tag the result with every reference in ``tags``."""
+    """Build ``modelfile`` and tag the result with every reference in ``tags``.
+
+    ``source_date_epoch`` (``SOURCE_DATE_EPOCH``) stamps the image; None leaves it unstamped.
+    A short FROM name means ``store.default_registry``.
+    """
     report(Event("parsing modelfile"))
     parsed, commands = read_modelfile(modelfile)
     return compile_modelfile(
@@ -78,6 +82,7 @@ def build_image(
         labels=labels,
         report=report,
         pull_base=pull_base,
+        source_date_epoch=source_date_epoch,
     )
 
 
@@ -94,6 +99,7 @@ def compile_modelfile(
     labels: Mapping[str, str] | None = None,
     report: Reporter = silent,
     pull_base: PullBase | None = None,
+    source_date_epoch: int | None = None,
 ) -> BuildResult:
     compiler = _Compiler(store, context, filename, commands, report, pull_base)
     with store.writing():
@@ -105,7 +111,7 @@ def compile_modelfile(
                 "--label values are not carried by the ollama format (Docker schema 2 has no "
                 "annotations)"
             )
-        content.created = _source_date()
+        content.created = _source_date(source_date_epoch)
         report(Event("writing manifest"))
         manifest, config = write_manifest(content, fmt)
         store.blobs.put_bytes(config)
@@ -210,7 +216,7 @@ class _Compiler:
 
     def base_image(self, value: str) -> Any:
         try:
-            ref = parse_reference(value)
+            ref = self.store.parse(value)
         except Exception as e:
             raise self.error("model", value, f"FROM {value}: {e}") from None
         try:
@@ -299,12 +305,11 @@ def _is_projector(path: Path) -> bool:
     return info.architecture == "clip" or str(info.metadata.get("general.type", "")) == "mmproj"
 
 
-def _source_date() -> str | None:
-    raw = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not raw:
+def _source_date(epoch: int | None) -> str | None:
+    if epoch is None:
         return None
     try:
-        stamp = datetime.fromtimestamp(int(raw), timezone.utc)
+        stamp = datetime.fromtimestamp(epoch, timezone.utc)
     except (ValueError, OverflowError, OSError):
-        raise BuildError(f"SOURCE_DATE_EPOCH={raw!r}: expected seconds since 1970") from None
+        raise BuildError(f"SOURCE_DATE_EPOCH={epoch}: out of range") from None
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,6 +10,7 @@ import click
 import typer
 
 from ocillm import __version__
+from ocillm.config import Settings, parse_bool
 from ocillm.errors import OcillmError
 
 app = typer.Typer(
@@ -45,10 +46,18 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors print one line and exit 1 (usage errors 2), never a traceback."""
     _register()
-    debug = os.environ.get("OCILLM_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    try:
+        cfg = Settings.from_env()  # the one read of the environment; commands get ctx.obj
+    except OcillmError as e:
+        # The settings are what is broken, so OCILLM_DEBUG is read on its own here.
+        if parse_bool(os.environ.get("OCILLM_DEBUG")):
+            traceback.print_exc()
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
+    debug = cfg.debug
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting.
-        result = app(args=argv, prog_name="ocillm", standalone_mode=False)
+        result = app(args=argv, prog_name="ocillm", standalone_mode=False, obj=cfg)
         return result if isinstance(result, int) else 0
     except OcillmError as e:
         if debug:

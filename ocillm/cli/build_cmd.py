@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from ocillm.cli.app import app
-from ocillm.cli.common import open_store, parse_labels, ref
+from ocillm.cli.common import cli_settings, open_store, parse_labels
 from ocillm.cli.output import Mode, emit_json, mode_of, reporter, stderr
 from ocillm.errors import UsageError
 from ocillm.image import WRITABLE_FORMATS
@@ -23,6 +23,7 @@ def _modelfile_path(file: Path | None, context: Path | None) -> Path:
 
 @app.command()
 def build(
+    ctx: typer.Context,
     context: Path | None = typer.Argument(
         None, help="Directory FROM/ADAPTER paths resolve against (default: the Modelfile's)."
     ),
@@ -44,10 +45,11 @@ def build(
         raise UsageError("name the image with -t REF (for example -t my-model:1.0)")
     if fmt not in WRITABLE_FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(WRITABLE_FORMATS)}")
-    refs = [ref(t) for t in tag]
+    cfg = cli_settings(ctx)
+    store = open_store(ctx)
+    refs = [store.parse(t) for t in tag]
     mode = mode_of(json_out, quiet)
     modelfile = _modelfile_path(file, context)
-    store = open_store()
     with reporter(mode) as report:
 
         def pull_base(base: Reference) -> None:
@@ -55,7 +57,8 @@ def build(
             from ocillm.cli.registry_cmd import transfer_options
             from ocillm.registry import pull as pull_image
 
-            pull_image(base, store, options=transfer_options(4, plain_http, ca_file), report=report)
+            options = transfer_options(cfg, 4, plain_http, ca_file)
+            pull_image(base, store, options=options, report=report)
 
         result = build_image(
             modelfile,
@@ -67,13 +70,14 @@ def build(
             labels=parse_labels(label),
             report=report,
             pull_base=pull_base,
+            source_date_epoch=cfg.source_date_epoch,
         )
         pushed = []
         if push:
             from ocillm.cli.registry_cmd import transfer_options
             from ocillm.registry import push as push_image
 
-            options = transfer_options(4, plain_http, ca_file)
+            options = transfer_options(cfg, 4, plain_http, ca_file)
             pushed = [push_image(r, store, options=options, report=report) for r in refs]
     for warning in result.warnings:
         stderr.print(f"warning: {warning}", style="yellow")
@@ -85,7 +89,7 @@ def build(
     else:
         typer.echo(f"Built {digest} ({fmt})")
         for r in refs:
-            typer.echo(f"Tagged {r.display()}")
+            typer.echo(f"Tagged {store.display(r)}")
     for p in pushed:
         if mode is Mode.HUMAN:
             typer.echo(f"Pushed {p.reference} {p.digest}")

@@ -1,19 +1,26 @@
-"""Helpers the commands share: the store, references, labels."""
+"""Helpers the commands share: the settings, the store (which parses and shows names), labels."""
 
 from __future__ import annotations
 
-from ocillm.config import settings
+import typer
+
+from ocillm.config import Settings
 from ocillm.errors import UsageError
-from ocillm.oci.reference import Reference, parse_reference
 from ocillm.store import Store
 
 
-def open_store() -> Store:
-    return Store.open(settings().models)
+def cli_settings(ctx: typer.Context) -> Settings:
+    """The settings ``main`` read once at start, kept on the root context as ``obj``."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        # Invoked without ``main`` (typer's test runner): this is the start, read them now.
+        root.obj = Settings.from_env()
+    return root.obj
 
 
-def ref(text: str) -> Reference:
-    return parse_reference(text)
+def open_store(ctx: typer.Context) -> Store:
+    cfg = cli_settings(ctx)
+    return Store.open(cfg.models, default_registry=cfg.default_registry)
 
 
 def parse_labels(values: list[str] | None) -> dict[str, str]:

@@ -8,25 +8,26 @@ from typing import Any
 import typer
 
 from ocillm.cli.app import app
-from ocillm.cli.common import open_store, ref
+from ocillm.cli.common import open_store
 from ocillm.cli.output import emit_json, human_bytes, human_time, table
 from ocillm.errors import OcillmError
 
 
 @app.command("list")
 def list_images(
+    ctx: typer.Context,
     prefix: str | None = typer.Argument(None, help="Only names starting with this."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (as /api/tags)."),
 ) -> None:
     """List the images in the local store (NAME, ID, SIZE, MODIFIED)."""
     from ocillm.image import open_image
 
-    store = open_store()
+    store = open_store(ctx)
     rows: list[list[str]] = []
     entries: list[dict[str, Any]] = []
     records = sorted(store.images(), key=lambda r: r.modified, reverse=True)
     for record in records:
-        name = record.reference.display()
+        name = store.display(record.reference)
         if prefix and not name.startswith(prefix):
             continue
         try:
@@ -101,6 +102,7 @@ def _human_show(data: dict[str, Any], model_info: dict[str, Any]) -> str:
 
 @app.command()
 def show(
+    ctx: typer.Context,
     reference: str = typer.Argument(..., help="Image reference."),
     modelfile: bool = typer.Option(False, "--modelfile", help="Print the Modelfile."),
     parameters: bool = typer.Option(False, "--parameters", help="Print the parameters."),
@@ -114,7 +116,8 @@ def show(
     from ocillm.image import open_image
     from ocillm.image.describe import show as describe
 
-    view = open_image(open_store(), ref(reference))
+    store = open_store(ctx)
+    view = open_image(store, store.parse(reference))
     data = describe(view, verbose=verbose)
     if json_out:
         emit_json(data)
@@ -133,13 +136,15 @@ def show(
 
 
 @app.command()
-def inspect(reference: str = typer.Argument(..., help="Image reference.")) -> None:
+def inspect(
+    ctx: typer.Context, reference: str = typer.Argument(..., help="Image reference.")
+) -> None:
     """Print the manifest and config of an image as JSON."""
     from ocillm.image import detect_format
     from ocillm.image.formats import parse_config
 
-    store = open_store()
-    r = ref(reference)
+    store = open_store(ctx)
+    r = store.parse(reference)
     desc = store.resolve(r)
     manifest = store.manifest(desc)
     config = parse_config(store.blobs.read_bytes(manifest.config.digest))
@@ -165,29 +170,32 @@ def inspect(reference: str = typer.Argument(..., help="Image reference.")) -> No
 
 @app.command()
 def tag(
+    ctx: typer.Context,
     source: str = typer.Argument(..., help="Existing image."),
     target: str = typer.Argument(..., help="New reference."),
 ) -> None:
     """Give an image another name (no data is copied)."""
-    store = open_store()
-    src, dst = ref(source), ref(target)
+    store = open_store(ctx)
+    src, dst = store.parse(source), store.parse(target)
     store.tag(dst, store.resolve(src))
-    typer.echo(f"copied '{src.display()}' to '{dst.display()}'")
+    typer.echo(f"copied '{store.display(src)}' to '{store.display(dst)}'")
 
 
 app.command("cp", help="Alias of tag.")(tag)
 
 
 @app.command()
-def rm(references: list[str] = typer.Argument(..., help="Images to remove.")) -> None:
+def rm(
+    ctx: typer.Context, references: list[str] = typer.Argument(..., help="Images to remove.")
+) -> None:
     """Remove images; blobs no other image uses are deleted."""
-    store = open_store()
+    store = open_store(ctx)
     failed: list[OcillmError] = []
     for text in references:
         try:
-            r = ref(text)
+            r = store.parse(text)
             store.remove(r)
-            typer.echo(f"deleted '{r.display()}'")
+            typer.echo(f"deleted '{store.display(r)}'")
         except OcillmError as e:
             failed.append(e)
     if failed:
@@ -197,7 +205,7 @@ def rm(references: list[str] = typer.Argument(..., help="Images to remove.")) ->
 
 
 @app.command()
-def prune() -> None:
+def prune(ctx: typer.Context) -> None:
     """Delete blobs no image references."""
-    count, freed = open_store().prune()
+    count, freed = open_store(ctx).prune()
     typer.echo(f"deleted {count} unreferenced blobs, freed {human_bytes(freed)}")

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 import typer
 
 from ocillm.cli.app import app
-from ocillm.cli.common import open_store, ref
+from ocillm.cli.common import cli_settings, open_store
 from ocillm.cli.output import Mode, emit_json, mode_of, reporter, stderr
 from ocillm.errors import UsageError
 from ocillm.image import WRITABLE_FORMATS
 
 if TYPE_CHECKING:  # the transport (oras, requests) loads only when a command needs it
+    from ocillm.config import Settings
     from ocillm.registry.options import TransferOptions
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}  # fmt: skip
@@ -31,6 +32,7 @@ def parse_size(text: str) -> int:
 
 
 def transfer_options(
+    settings: Settings,
     concurrency: int,
     plain_http: bool,
     ca_file: Path | None,
@@ -42,7 +44,8 @@ def transfer_options(
         raise UsageError("--concurrency must be at least 1")
     if ca_file is not None and not ca_file.is_file():
         raise UsageError(f"--ca-file {ca_file}: no such file")
-    return TransferOptions(
+    return TransferOptions.from_settings(
+        settings,
         concurrency=concurrency,
         plain_http=plain_http,
         ca_file=ca_file,
@@ -59,6 +62,7 @@ _QUIET = typer.Option(False, "--quiet", "-q", help="Print only the manifest dige
 
 @app.command()
 def pull(
+    ctx: typer.Context,
     reference: str = typer.Argument(
         ..., help="REF: host/ns/model:tag, model@sha256:…, or a short name."
     ),
@@ -71,19 +75,21 @@ def pull(
     """Pull an image from a registry into the local store (resumes an interrupted pull)."""
     from ocillm.registry import pull as do_pull
 
-    r = ref(reference)
-    options = transfer_options(concurrency, plain_http, ca_file)
+    store = open_store(ctx)
+    r = store.parse(reference)
+    options = transfer_options(cli_settings(ctx), concurrency, plain_http, ca_file)
     mode = mode_of(json_out, quiet)
     with reporter(mode) as report:
-        result = do_pull(r, open_store(), options=options, report=report)
+        result = do_pull(r, store, options=options, report=report)
     if mode is Mode.QUIET:
         typer.echo(result.digest)
     elif mode is Mode.HUMAN:
-        typer.echo(f"Pulled {r.display()} {result.digest} ({result.format})")
+        typer.echo(f"Pulled {store.display(r)} {result.digest} ({result.format})")
 
 
 @app.command()
 def push(
+    ctx: typer.Context,
     reference: str = typer.Argument(..., help="The local image to push (its name says where)."),
     target: str | None = typer.Argument(None, help="Push under this name instead."),
     fmt: str | None = typer.Option(
@@ -103,12 +109,13 @@ def push(
 
     if fmt is not None and fmt not in WRITABLE_FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(WRITABLE_FORMATS)}")
-    source = ref(reference)
-    dest = ref(target) if target else None
-    options = transfer_options(concurrency, plain_http, ca_file, chunk_size)
+    store = open_store(ctx)
+    source = store.parse(reference)
+    dest = store.parse(target) if target else None
+    options = transfer_options(cli_settings(ctx), concurrency, plain_http, ca_file, chunk_size)
     mode = mode_of(json_out, quiet)
     with reporter(mode) as report:
-        result = do_push(source, open_store(), target=dest, fmt=fmt, options=options, report=report)
+        result = do_push(source, store, target=dest, fmt=fmt, options=options, report=report)
     if mode is Mode.QUIET:
         typer.echo(result.digest)
     elif mode is Mode.HUMAN:
@@ -123,6 +130,7 @@ def push(
 
 @app.command()
 def login(
+    ctx: typer.Context,
     registry: str = typer.Argument(..., help="Registry host, e.g. ghcr.io or localhost:5000."),
     username: str | None = typer.Option(None, "-u", "--username", help="User name."),
     password_stdin: bool = typer.Option(
@@ -133,6 +141,7 @@ def login(
 ) -> None:
     """Check credentials with a registry and keep them in $OCILLM_HOME/auth.json."""
     from ocillm.registry import login as do_login
+    from ocillm.registry.credentials import login_file
 
     if username is None:
         if not sys.stdin.isatty() or password_stdin:
@@ -146,16 +155,19 @@ def login(
         raise UsageError("pass the password on stdin with --password-stdin")
     if not password:
         raise UsageError("the password is empty")
-    path = do_login(registry, username, password, options=transfer_options(1, plain_http, ca_file))
+    cfg = cli_settings(ctx)
+    options = transfer_options(cfg, 1, plain_http, ca_file)
+    path = do_login(registry, username, password, login_file=login_file(cfg), options=options)
     typer.echo(f"Login Succeeded (credentials kept in {path})")
 
 
 @app.command()
-def logout(registry: str = typer.Argument(..., help="Registry host.")) -> None:
+def logout(ctx: typer.Context, registry: str = typer.Argument(..., help="Registry host.")) -> None:
     """Forget the credentials `ocillm login` kept for a registry."""
     from ocillm.registry import logout as do_logout
+    from ocillm.registry.credentials import login_file
 
-    if do_logout(registry):
+    if do_logout(registry, login_file=login_file(cli_settings(ctx))):
         typer.echo(f"Removed login credentials for {registry}")
     else:
         typer.echo(f"Not logged in to {registry}")
@@ -163,6 +175,7 @@ def logout(registry: str = typer.Argument(..., help="Registry host.")) -> None:
 
 @app.command()
 def save(
+    ctx: typer.Context,
     references: list[str] = typer.Argument(..., help="Images to save."),
     output: Path = typer.Option(..., "-o", "--output", help="The tar file to write."),
     json_out: bool = _JSON,
@@ -171,17 +184,19 @@ def save(
     """Write images to an OCI-layout tar (for air-gapped sites; `ocillm load` reads it)."""
     from ocillm.registry import save as do_save
 
-    refs = [ref(r) for r in references]
+    store = open_store(ctx)
+    refs = [store.parse(r) for r in references]
     mode = mode_of(json_out, quiet)
     with reporter(mode) as report:
-        saved = do_save(refs, open_store(), output, report=report)
+        saved = do_save(refs, store, output, report=report)
     if mode is Mode.HUMAN:
         for r, digest in saved:
-            typer.echo(f"Saved {r.display()} {digest}")
+            typer.echo(f"Saved {store.display(r)} {digest}")
 
 
 @app.command()
 def load(
+    ctx: typer.Context,
     input: Path = typer.Option(
         ..., "-i", "--input", help="An OCI-layout tar (from `ocillm save`)."
     ),
@@ -191,11 +206,12 @@ def load(
     """Import the images of an OCI-layout tar into the local store, verifying every blob."""
     from ocillm.registry import load as do_load
 
+    store = open_store(ctx)
     mode = mode_of(json_out, quiet)
     with reporter(mode) as report:
-        loaded = do_load(input, open_store(), report=report)
+        loaded = do_load(input, store, report=report)
     if mode is Mode.JSON:
         emit_json({"loaded": [{"name": str(r), "digest": d} for r, d in loaded]})
     elif mode is Mode.HUMAN:
         for r, digest in loaded:
-            typer.echo(f"Loaded {r.display()} {digest}")
+            typer.echo(f"Loaded {store.display(r)} {digest}")

@@ -7,18 +7,19 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from ocillm.cli.app import app
+from ocillm.cli.common import cli_settings
 from ocillm.cli.output import human_bytes, human_time, table
-from ocillm.config import settings
 from ocillm.errors import OcillmError, UsageError
 
 
 @app.command()
-def serve() -> None:
+def serve(ctx: typer.Context) -> None:
     """Start the daemon: the Ollama API on OCILLM_HOST (default 127.0.0.1:11434).
 
     Variables: OCILLM_HOST, OCILLM_ORIGINS, OCILLM_KEEP_ALIVE, OCILLM_MAX_QUEUE,
@@ -28,16 +29,16 @@ def serve() -> None:
     """
     from ocillm.server.app import serve as run_server
 
-    run_server(settings())
+    run_server(cli_settings(ctx))
 
 
 # --- ps, stop -----------------------------------------------------------------------------------
 
 
-def _client() -> Any:
+def _client(ctx: typer.Context) -> Any:
     from ocillm.client import DaemonClient
 
-    return DaemonClient(settings())
+    return DaemonClient(cli_settings(ctx))
 
 
 def _parse_time(text: str) -> datetime | None:
@@ -67,9 +68,12 @@ def processor_text(size: int, size_vram: int) -> str:
 
 
 @app.command()
-def ps(prefix: str | None = typer.Argument(None, help="Only names starting with this.")) -> None:
+def ps(
+    ctx: typer.Context,
+    prefix: str | None = typer.Argument(None, help="Only names starting with this."),
+) -> None:
     """List the models loaded now (NAME, ID, SIZE, PROCESSOR, CONTEXT, UNTIL)."""
-    with _client() as client:
+    with _client(ctx) as client:
         models = client.ps()
     rows = []
     for m in models:
@@ -89,11 +93,13 @@ def ps(prefix: str | None = typer.Argument(None, help="Only names starting with 
 
 
 @app.command()
-def stop(reference: str = typer.Argument(..., help="The model to unload.")) -> None:
+def stop(
+    ctx: typer.Context, reference: str = typer.Argument(..., help="The model to unload.")
+) -> None:
     """Unload a model from the daemon now."""
     from ocillm.client import DaemonError
 
-    with _client() as client:
+    with _client(ctx) as client:
         try:
             for _ in client.generate(model=reference, keep_alive=0, stream=False):
                 pass
@@ -237,6 +243,7 @@ def _think_value(text: str | None) -> bool | str | None:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     reference: str = typer.Argument(..., help="The model to run."),
     prompt: list[str] | None = typer.Argument(None, help="A prompt; without one, a REPL."),
     verbose: bool = typer.Option(False, "--verbose", help="Print timings after each answer."),
@@ -259,12 +266,12 @@ def run(
             prompts.insert(0, piped)
     if prompts:
         interactive = False
-    with _client() as client:
+    with _client(ctx) as client:
         info = _ensure_model(client, reference, insecure)
         if not interactive:
             _one_shot(client, session, " ".join(prompts))
             return
-        Repl(client, session, info).loop()
+        Repl(client, session, info, history_file=cli_settings(ctx).home / "history").loop()
 
 
 def _one_shot(client: Any, session: Session, text: str) -> None:
@@ -311,11 +318,13 @@ SHOW_HELP = """Available Commands:
 class Repl:
     """Ollama's interactive mode: streamed answers, ``\"\"\"`` blocks, ``/set``, ``/show``."""
 
-    def __init__(self, client: Any, session: Session, info: dict[str, Any]) -> None:
+    def __init__(
+        self, client: Any, session: Session, info: dict[str, Any], *, history_file: Path
+    ) -> None:
         self.client = client
         self.session = session
         self.info = info
-        self.history_file = settings().home / "history"
+        self.history_file = history_file
         self.history = True
 
     def _readline(self) -> Any:

@@ -2,9 +2,12 @@
 
 ``[host[:port]/]path[:tag][@sha256:<hex>]`` with any path depth. The first component is a
 host when it contains a ``.`` or a ``:`` or is ``localhost`` (Docker's rule); otherwise the
-reference lives on the default registry (``registry.ollama.ai`` unless
-``OCILLM_DEFAULT_REGISTRY`` says otherwise) and a one-component path gains Ollama's
-``library/`` namespace: ``tiny`` is ``registry.ollama.ai/library/tiny:latest``.
+reference lives on the default registry and a one-component path gains Ollama's ``library/``
+namespace: ``tiny`` is ``registry.ollama.ai/library/tiny:latest``.
+
+The default registry is a parameter (``registry.ollama.ai`` when not given): callers pass
+``Settings.default_registry`` (``OCILLM_DEFAULT_REGISTRY``); this vocabulary layer never reads
+the environment.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ocillm.config import DEFAULT_NAMESPACE, DEFAULT_TAG, settings
 from ocillm.errors import InvalidReference
 from ocillm.oci.digest import is_digest
+
+DEFAULT_REGISTRY = "registry.ollama.ai"
+DEFAULT_NAMESPACE = "library"
+DEFAULT_TAG = "latest"
 
 _HOST_RE = re.compile(
     r"^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?$"
@@ -36,7 +42,7 @@ class Reference:
     digest: str | None = None
 
     @classmethod
-    def parse(cls, text: str, *, default_registry: str | None = None) -> Reference:
+    def parse(cls, text: str, *, default_registry: str = DEFAULT_REGISTRY) -> Reference:
         return parse_reference(text, default_registry=default_registry)
 
     @property
@@ -63,18 +69,17 @@ class Reference:
     def with_digest(self, digest: str) -> Reference:
         return Reference(self.registry, self.repository, self.tag, digest)
 
-    def display(self, *, default_registry: str | None = None) -> str:
+    def display(self, *, default_registry: str = DEFAULT_REGISTRY) -> str:
         """The shortest form that parses back to this reference (as ``ollama list`` shows)."""
-        default = default_registry or settings().default_registry
         text = str(self)
-        if self.registry == default:
+        if self.registry == default_registry:
             text = text[len(self.registry) + 1 :]
             if text.startswith(DEFAULT_NAMESPACE + "/") and text.count("/") == 1:
                 text = text[len(DEFAULT_NAMESPACE) + 1 :]
         return text
 
 
-def parse_reference(text: str, *, default_registry: str | None = None) -> Reference:
+def parse_reference(text: str, *, default_registry: str = DEFAULT_REGISTRY) -> Reference:
     raw = text
     s = text.strip()
     if not s:
@@ -104,7 +109,7 @@ def parse_reference(text: str, *, default_registry: str | None = None) -> Refere
         if not _HOST_RE.match(registry):
             raise InvalidReference(raw, f"invalid registry host {registry!r}")
     else:
-        registry = default_registry or settings().default_registry
+        registry = default_registry
         path = parts
         if len(path) == 1:
             path = [DEFAULT_NAMESPACE, *path]

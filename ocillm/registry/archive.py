@@ -20,7 +20,7 @@ from ocillm.errors import OcillmError, StoreError
 from ocillm.oci import mediatypes as mt
 from ocillm.oci.digest import is_digest
 from ocillm.oci.models import Descriptor, Index, Manifest, canonical_json
-from ocillm.oci.reference import Reference, parse_reference
+from ocillm.oci.reference import Reference
 from ocillm.progress import Event, Reporter, silent
 from ocillm.registry.options import MiB
 from ocillm.store import Store
@@ -122,7 +122,7 @@ def _tag(store: Store, archive: Path, index_bytes: bytes) -> list[tuple[Referenc
         name = entry.annotation(mt.ANN_REF_NAME)
         if not name:
             continue
-        ref = parse_reference(name)
+        ref = store.parse(name)
         if not store.blobs.has(entry.digest):
             raise StoreError(f"{archive}: {name}: manifest {entry.digest} is not in the archive")
         manifest = Manifest.from_bytes(store.blobs.read_bytes(entry.digest))

@@ -24,12 +24,11 @@ import requests
 import requests.adapters
 
 from ocillm import __version__
-from ocillm.config import settings
 from ocillm.errors import RegistryError
 from ocillm.oci import mediatypes as mt
 from ocillm.oci.reference import Reference
 from ocillm.registry.auth import Authenticator, repository_scope
-from ocillm.registry.credentials import Credentials, find_credentials
+from ocillm.registry.credentials import Credentials
 from ocillm.registry.options import MiB, TransferOptions
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -108,7 +107,12 @@ class RegistryClient(oras.provider.Registry):  # type: ignore[misc]
         self.session.headers["User-Agent"] = f"ocillm/{__version__}"
         self.timeout = (self.options.connect_timeout, self.options.read_timeout)
         self.authenticator = Authenticator(
-            self.registry, str(ref), find_credentials, self.session, self.verify, self.timeout
+            self.registry,
+            str(ref),
+            self.options.credentials.find,
+            self.session,
+            self.verify,
+            self.timeout,
         )
         if credentials is not None:
             self.authenticator.set_credentials(credentials)
@@ -120,9 +124,8 @@ class RegistryClient(oras.provider.Registry):  # type: ignore[misc]
     def _schemes(self) -> list[str]:
         if self.options.plain_http:
             return ["http"]
-        insecure = self.registry in settings().insecure_registries or self.host in (
-            settings().insecure_registries
-        )
+        listed = self.options.insecure_registries
+        insecure = self.registry in listed or self.host in listed
         return ["https", "http"] if insecure or is_loopback(self.host) else ["https"]
 
     @property

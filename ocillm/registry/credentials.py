@@ -9,6 +9,10 @@
 Files 2-4 all go through ``docker.auth`` so credential helpers work in each. Credentials are
 looked up only when a registry asks for them, and never printed: :class:`Credentials` hides the
 secret from ``repr`` and errors name only where the credentials came from.
+
+Which sources exist is decided once, from :class:`~ocillm.config.Settings`, into a
+:class:`CredentialSources` (``CredentialSources.from_settings``); nothing here reads the
+environment. ``CredentialSources()`` has no source at all: anonymous access.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocillm.config import settings
+from ocillm.config import Settings
 from ocillm.errors import OcillmError
 from ocillm.store.locks import atomic_write, file_lock
 
@@ -40,30 +44,60 @@ class Credentials:
     source: str = ""
 
 
-def login_file() -> Path:
-    return settings().home / "auth.json"
+def login_file(settings: Settings) -> Path:
+    """Where ``ocillm login`` keeps credentials: ``$OCILLM_HOME/auth.json``."""
+    return settings.home / "auth.json"
 
 
-def _podman_file() -> Path | None:
-    explicit = os.environ.get("REGISTRY_AUTH_FILE")
-    if explicit:
-        return Path(explicit)
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return Path(runtime) / "containers" / "auth.json"
-    return None
+@dataclass(frozen=True)
+class CredentialSources:
+    """The places credentials are looked up in, in order; a None place is skipped."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    login_file: Path | None = None
+    podman_file: Path | None = None
+    docker_config: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CredentialSources:
+        return cls(
+            username=settings.registry_username,
+            password=settings.registry_password,
+            login_file=login_file(settings),
+            podman_file=settings.podman_auth_file,
+            docker_config=settings.docker_config,
+        )
+
+    def find(self, registry: str) -> Credentials | None:
+        """The credentials for ``registry`` (host[:port]) from the first source that has them."""
+        if self.username and self.password is not None:
+            return Credentials(
+                self.username, self.password, None, "OCILLM_REGISTRY_USERNAME/PASSWORD"
+            )
+        places = (
+            (self.login_file, "ocillm login ({})"),
+            (self.podman_file, "podman auth file ({})"),
+            (self.docker_config, "Docker config ({})"),
+        )
+        for path, source in places:
+            if path is not None:
+                found = _from_docker_auth(registry, path, source.format(path))
+                if found:
+                    return found
+        return None
 
 
-def _from_docker_auth(registry: str, config_path: Path | None, source: str) -> Credentials | None:
-    """Resolve ``registry`` in a Docker-format file (None: Docker's own lookup path)."""
+def _from_docker_auth(registry: str, config_path: Path, source: str) -> Credentials | None:
+    """Resolve ``registry`` in a Docker-format file."""
     import docker.auth
     import docker.errors
 
-    if config_path is not None and not config_path.is_file():
+    if not config_path.is_file():
         return None
     key = "https://index.docker.io/v1/" if registry in DOCKER_HUB_KEYS else registry
     try:
-        config = docker.auth.load_config(str(config_path) if config_path else None)
+        config = docker.auth.load_config(str(config_path))
         if (
             not config.get("auths")
             and not config.get("credsStore")
@@ -91,28 +125,8 @@ def _credentials(entry: dict[str, Any], source: str) -> Credentials | None:
     return None
 
 
-def find_credentials(registry: str) -> Credentials | None:
-    """The credentials for ``registry`` (host[:port]) from the first source that has them."""
-    s = settings()
-    if s.registry_username and s.registry_password is not None:
-        return Credentials(
-            s.registry_username, s.registry_password, None, "OCILLM_REGISTRY_USERNAME/PASSWORD"
-        )
-    ours = login_file()
-    found = _from_docker_auth(registry, ours, f"ocillm login ({ours})")
-    if found:
-        return found
-    podman = _podman_file()
-    if podman is not None:
-        found = _from_docker_auth(registry, podman, f"podman auth file ({podman})")
-        if found:
-            return found
-    return _from_docker_auth(registry, None, "Docker config")
-
-
-def store_login(registry: str, username: str, password: str) -> Path:
-    """Write ``registry``'s credentials into ``$OCILLM_HOME/auth.json`` (0600)."""
-    path = login_file()
+def store_login(path: Path, registry: str, username: str, password: str) -> Path:
+    """Write ``registry``'s credentials into ``path`` (``$OCILLM_HOME/auth.json``, 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path.parent / "locks" / "auth.lock"):
         data = _read(path)
@@ -122,9 +136,8 @@ def store_login(registry: str, username: str, password: str) -> Path:
     return path
 
 
-def remove_login(registry: str) -> bool:
-    """Forget ``registry``; False when ``ocillm login`` held nothing for it."""
-    path = login_file()
+def remove_login(path: Path, registry: str) -> bool:
+    """Forget ``registry`` in ``path``; False when ``ocillm login`` held nothing for it."""
     with file_lock(path.parent / "locks" / "auth.lock"):
         data = _read(path)
         auths = data.get("auths", {})

@@ -12,9 +12,15 @@ from ocillm.registry.options import TransferOptions
 
 
 def login(
-    registry: str, username: str, password: str, *, options: TransferOptions | None = None
+    registry: str,
+    username: str,
+    password: str,
+    *,
+    login_file: Path,
+    options: TransferOptions | None = None,
 ) -> Path:
-    """Verify ``username``/``password`` with ``registry``; store them; return the file used.
+    """Verify ``username``/``password`` with ``registry``; store them in ``login_file``
+    (``$OCILLM_HOME/auth.json``); return it.
 
     Basic registries must answer ``GET /v2/`` with 200 given the credentials; token registries
     must issue a token for them (as ``docker login`` checks).
@@ -39,12 +45,13 @@ def login(
         raise RegistryError(host, host, status, "login refused: wrong username or password")
     if status not in (200, 401):
         raise RegistryError(host, host, status, "login: unexpected answer to GET /v2/")
-    return store_login(host, username, password)
+    return store_login(login_file, host, username, password)
 
 
-def logout(registry: str) -> bool:
-    """Forget what ``ocillm login`` stored for ``registry``; False when there was nothing."""
-    return remove_login(_host(registry))
+def logout(registry: str, *, login_file: Path) -> bool:
+    """Forget what ``ocillm login`` stored for ``registry`` in ``login_file``; False when there
+    was nothing."""
+    return remove_login(login_file, _host(registry))
 
 
 def _host(registry: str) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ocillm.config import settings
+from ocillm.config import DEFAULT_REGISTRY_BACKOFF, DEFAULT_REGISTRY_RETRIES, Settings
+from ocillm.registry.credentials import CredentialSources
 
 MiB = 1 << 20
 REMOTE_RANGE_THRESHOLD = 256 * MiB
@@ -13,7 +15,12 @@ REMOTE_RANGE_THRESHOLD = 256 * MiB
 
 @dataclass(frozen=True)
 class TransferOptions:
-    """Knobs shared by pull, push, login, save and load (the CLI flags map onto these)."""
+    """Knobs shared by pull, push, login, save and load (the CLI flags map onto these).
+
+    Build them with :meth:`from_settings` where there are settings (the CLI, the server): the
+    plain constructor's defaults are the documented ones, with no credentials and no
+    ``OCILLM_INSECURE_REGISTRIES``.
+    """
 
     concurrency: int = 4
     """Blobs transferred at once, and Range GETs in flight for one large blob."""
@@ -25,11 +32,11 @@ class TransferOptions:
     connection, and the CPU is better spent hashing)."""
     range_segment: int = 64 * MiB
     """Bytes per Range GET of a large blob."""
-    retries: int = field(default_factory=lambda: settings().registry_retries)
-    """Attempts per request on connection errors, 5xx and 429 (1 means no retry); default
+    retries: int = DEFAULT_REGISTRY_RETRIES
+    """Attempts per request on connection errors, 5xx and 429 (1 means no retry);
     ``OCILLM_REGISTRY_RETRIES`` (5)."""
-    backoff: float = field(default_factory=lambda: settings().registry_backoff)
-    """First backoff in seconds; doubles per attempt (capped), with jitter; default
+    backoff: float = DEFAULT_REGISTRY_BACKOFF
+    """First backoff in seconds; doubles per attempt (capped), with jitter;
     ``OCILLM_REGISTRY_BACKOFF`` (0.5)."""
     backoff_cap: float = 10.0
     plain_http: bool = False
@@ -38,3 +45,18 @@ class TransferOptions:
     """A PEM bundle to verify TLS with instead of the system CAs."""
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    insecure_registries: tuple[str, ...] = ()
+    """Registries tried over http:// when https:// fails (``OCILLM_INSECURE_REGISTRIES``)."""
+    credentials: CredentialSources = field(default_factory=CredentialSources)
+    """Where to look for credentials when a registry asks (none: anonymous)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> TransferOptions:
+        """The options ``settings`` describe, with ``overrides`` (CLI flags) on top."""
+        base: dict[str, Any] = {
+            "retries": settings.registry_retries,
+            "backoff": settings.registry_backoff,
+            "insecure_registries": settings.insecure_registries,
+            "credentials": CredentialSources.from_settings(settings),
+        }
+        return cls(**{**base, **overrides})

@@ -82,7 +82,7 @@ def _push(
     blobs: dict[str, Descriptor] = {}
     for blob in (manifest.config, *manifest.layers):
         if not store.blobs.has(blob.digest):
-            raise NotFound(f"{ref.display()}: blob {blob.digest} is missing from the store")
+            raise NotFound(f"{store.display(ref)}: blob {blob.digest} is missing from the store")
         blobs.setdefault(blob.digest, blob)
     sources = _mount_sources(store, dest, set(blobs))
     client = RegistryClient(dest, opts, actions="pull,push")

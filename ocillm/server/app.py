@@ -53,7 +53,7 @@ def create_app(
         scheduler = Scheduler.from_settings(cfg, disc, runners)
         scheduler.spread = cfg.sched_spread
         await runners.prestart()
-        store = Store.open(cfg.models)
+        store = Store.open(cfg.models, default_registry=cfg.default_registry)
         app.state.ctx = ServerContext(
             settings=cfg,
             store=store,

@@ -95,7 +95,7 @@ def tags(ctx: ServerContext) -> dict[str, Any]:
             info = ctx.catalog.info(view.model_path)
         except OcillmError:
             continue  # another tool's entry, not a model image
-        name = record.reference.display()
+        name = ctx.store.display(record.reference)
         models.append(
             {
                 "name": name,
@@ -148,8 +148,10 @@ def ps(ctx: ServerContext) -> dict[str, Any]:
 
 
 def copy(ctx: ServerContext, req: CopyRequest) -> None:
-    source = reference_or_400(req.source, f'source "{req.source}" is invalid')
-    dest = reference_or_400(req.destination, f'destination "{req.destination}" is invalid')
+    source = reference_or_400(ctx.store, req.source, f'source "{req.source}" is invalid')
+    dest = reference_or_400(
+        ctx.store, req.destination, f'destination "{req.destination}" is invalid'
+    )
     try:
         desc = ctx.store.resolve(source)
     except NotFound:
@@ -158,7 +160,7 @@ def copy(ctx: ServerContext, req: CopyRequest) -> None:
 
 
 async def delete(ctx: ServerContext, req: DeleteRequest) -> None:
-    ref = reference_or_400(req.model, f'name "{req.model}" is invalid')
+    ref = reference_or_400(ctx.store, req.model, f'name "{req.model}" is invalid')
     try:
         model = await asyncio.to_thread(ctx.catalog.open, req.model)
     except ApiError:
@@ -285,15 +287,16 @@ def modelfile_of(ctx: ServerContext, req: CreateRequest) -> Modelfile:
 def create(ctx: ServerContext, req: CreateRequest) -> AsyncIterator[Chunk]:
     if not req.model.strip():
         raise ApiError(400, "model is required")
-    ref = reference_or_400(req.model, "invalid model name")
+    ref = reference_or_400(ctx.store, req.model, "invalid model name")
     modelfile = modelfile_of(ctx, req)
     quantize = req.quantize or req.quantization
 
     def work(report: Reporter) -> None:
         def pull_base(base: Reference) -> None:
-            from ocillm.registry import pull
+            from ocillm.registry import TransferOptions, pull
 
-            pull(base, ctx.store, report=report)
+            options = TransferOptions.from_settings(ctx.settings)
+            pull(base, ctx.store, options=options, report=report)
 
         compile_modelfile(
             modelfile,
@@ -304,6 +307,7 @@ def create(ctx: ServerContext, req: CreateRequest) -> AsyncIterator[Chunk]:
             quantize=quantize,
             report=report,
             pull_base=pull_base,
+            source_date_epoch=ctx.settings.source_date_epoch,
         )
 
     return events_from(work)
@@ -316,8 +320,8 @@ def pull(ctx: ServerContext, req: PullRequest) -> AsyncIterator[Chunk]:
     from ocillm.registry import TransferOptions
     from ocillm.registry import pull as pull_image
 
-    ref = reference_or_400(req.model, "invalid model name")
-    options = TransferOptions(plain_http=req.insecure)
+    ref = reference_or_400(ctx.store, req.model, "invalid model name")
+    options = TransferOptions.from_settings(ctx.settings, plain_http=req.insecure)
     return events_from(lambda report: pull_image(ref, ctx.store, options=options, report=report))
 
 
@@ -325,10 +329,10 @@ def push(ctx: ServerContext, req: PushRequest) -> AsyncIterator[Chunk]:
     from ocillm.registry import TransferOptions
     from ocillm.registry import push as push_image
 
-    ref = reference_or_400(req.model, "invalid model name")
+    ref = reference_or_400(ctx.store, req.model, "invalid model name")
     try:
         ctx.store.resolve(ref)
     except NotFound:
         raise ApiError(404, f"model '{req.model}' not found") from None
-    options = TransferOptions(plain_http=req.insecure)
+    options = TransferOptions.from_settings(ctx.settings, plain_http=req.insecure)
     return events_from(lambda report: push_image(ref, ctx.store, options=options, report=report))

@@ -17,7 +17,7 @@ from ocillm.gguf import GGUFInfo, read_gguf_info
 from ocillm.gpu.estimate import ModelShape
 from ocillm.image import ImageView, Role, open_image
 from ocillm.image.describe import capabilities, details
-from ocillm.oci.reference import Reference, parse_reference
+from ocillm.oci.reference import Reference
 from ocillm.scheduler import LoadOptions, LoadRequest
 from ocillm.server.errors import ApiError
 from ocillm.store import Store
@@ -46,7 +46,7 @@ class ServedModel:
 
     @property
     def display_name(self) -> str:
-        return self.reference.display()
+        return self.view.store.display(self.reference)
 
     @property
     def has_projector(self) -> bool:
@@ -120,7 +120,7 @@ class ModelCatalog:
         if not name.strip():
             raise ApiError(400, "model is required")
         try:
-            ref = parse_reference(name)
+            ref = self.store.parse(name)
             view = open_image(self.store, ref)
         except (InvalidReference, NotFound):
             raise ApiError(404, f"model '{name}' not found") from None
@@ -137,8 +137,9 @@ class ModelCatalog:
             return dict(self._details.get(digest) or {})
 
 
-def reference_or_400(text: str, message: str) -> Reference:
+def reference_or_400(store: Store, text: str, message: str) -> Reference:
+    """``text`` as a reference (short names on ``store``'s default registry), else a 400."""
     try:
-        return parse_reference(text)
+        return store.parse(text)
     except OcillmError:
         raise ApiError(400, message) from None

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ocillm.config import settings
 from ocillm.errors import NotFound, StoreError
 from ocillm.oci import mediatypes as mt
 from ocillm.oci.models import Descriptor, Index, Manifest, canonical_json
-from ocillm.oci.reference import Reference
+from ocillm.oci.reference import DEFAULT_REGISTRY, Reference
 from ocillm.store.blobs import BlobStore
 from ocillm.store.locks import atomic_write, file_lock
 
@@ -36,16 +35,28 @@ class ImageRecord:
 
 
 class Store:
-    def __init__(self, root: Path) -> None:
+    """The store at ``root``. ``default_registry`` is the one its short names mean (from
+    ``Settings.default_registry``): the index holds full names, messages show short ones."""
+
+    def __init__(self, root: Path, *, default_registry: str = DEFAULT_REGISTRY) -> None:
         self.root = root
+        self.default_registry = default_registry
         self.blobs = BlobStore(root)
         self._index_path = root / "index.json"
         self._locks = root / "locks"
         self._ensure_layout()
 
     @classmethod
-    def open(cls, root: Path | None = None) -> Store:
-        return cls(root or settings().models)
+    def open(cls, root: Path, *, default_registry: str = DEFAULT_REGISTRY) -> Store:
+        return cls(root, default_registry=default_registry)
+
+    def parse(self, text: str) -> Reference:
+        """``text`` as a reference, short names on this store's default registry."""
+        return Reference.parse(text, default_registry=self.default_registry)
+
+    def display(self, ref: Reference) -> str:
+        """The shortest name for ``ref`` that :meth:`parse` reads back."""
+        return ref.display(default_registry=self.default_registry)
 
     def _ensure_layout(self) -> None:
         try:
@@ -108,7 +119,7 @@ class Store:
 
         self._update_index(change)
         if not removed:
-            raise NotFound(f"model '{ref.display()}' not found")
+            raise NotFound(f"model '{self.display(ref)}' not found")
         return removed[0]
 
     def images(self) -> list[ImageRecord]:
@@ -118,7 +129,7 @@ class Store:
             if not name:
                 continue
             try:
-                ref = Reference.parse(name)
+                ref = self.parse(name)
             except Exception:
                 continue  # an entry some other tool wrote; not ours to list
             records.append(ImageRecord(ref, m, _modified(m)))
@@ -135,12 +146,12 @@ class Store:
                 data = self.blobs.read_bytes(ref.digest)
                 media = json.loads(data).get("mediaType") or mt.OCI_MANIFEST
                 return Descriptor(media_type=media, digest=ref.digest, size=len(data))
-            raise NotFound(f"model '{ref.display()}' not found")
+            raise NotFound(f"model '{self.display(ref)}' not found")
         name = str(ref)
         for r in records:
             if str(r.reference) == name:
                 return r.descriptor
-        raise NotFound(f"model '{ref.display()}' not found")
+        raise NotFound(f"model '{self.display(ref)}' not found")
 
     def manifest(self, desc: Descriptor) -> Manifest:
         data = self.blobs.read_bytes(desc.digest)
