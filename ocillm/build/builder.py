@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ocillm.build.draft import draft_warning
 from ocillm.errors import BuildError, ModelfileError, NotFound, TemplateError
 from ocillm.gguf import is_gguf, read_gguf_info
 from ocillm.image import MODELPACK, ImageContent, Piece, Role, open_image, write_manifest
@@ -16,6 +17,7 @@ from ocillm.image.content import Details
 from ocillm.modelfile import (
     Command,
     Modelfile,
+    blob_digest,
     looks_like_path,
     parse_commands,
     parse_modelfile,
@@ -106,6 +108,8 @@ def compile_modelfile(
         content = compiler.content(m, quantize)
         content.labels = dict(labels or {})
         warnings = list(m.warnings)
+        if m.draft:
+            warnings.append(draft_warning(m.draft))
         if content.labels and fmt != MODELPACK:
             warnings.append(
                 "--label values are not carried by the ollama format (Docker schema 2 has no "
@@ -153,6 +157,8 @@ class _Compiler:
             path = resolve_path(value, self.context)
             if path.exists():
                 pieces.extend(self.weights("model", value, path, Role.MODEL))
+            elif blob_digest(value):
+                pieces.extend(self.stored_weights("model", value, Role.MODEL))
             elif looks_like_path(value):
                 raise self.error(
                     "model", value, f"FROM {value}: no such file or directory ({path})"
@@ -264,8 +270,31 @@ class _Compiler:
             pieces.append(Piece(actual, digest, size))
         return pieces
 
+    def stored_weights(self, instruction: str, value: str, role: Role) -> list[Piece]:
+        """A FROM/ADAPTER naming a store's blob file that is not on disk here: the blob with
+        that digest in the local store (a Modelfile from ``ollama show --modelfile``)."""
+        digest = blob_digest(value)
+        assert digest is not None
+        keyword = instruction.upper() if instruction != "model" else "FROM"
+        if not self.store.blobs.has(digest):
+            raise self.error(
+                instruction,
+                value,
+                f"{keyword} {value}: no such file, and blob {digest} is not in the local store "
+                f"({self.store.root})",
+            )
+        path = self.store.blobs.path(digest)
+        if not is_gguf(path):
+            raise self.error(instruction, value, f"{keyword} {value}: blob {digest} is not GGUF")
+        size = path.stat().st_size
+        self.report(_layer_event(digest, False, size))
+        actual = Role.PROJECTOR if role is Role.MODEL and _is_projector(path) else role
+        return [Piece(actual, digest, size)]
+
     def adapter(self, value: str) -> list[Piece]:
         path = resolve_path(value, self.context)
+        if not path.exists() and blob_digest(value):
+            return self.stored_weights("adapter", value, Role.ADAPTER)
         if not path.exists():
             raise self.error("adapter", value, f"ADAPTER {value}: no such file ({path})")
         return self.weights("adapter", value, path, Role.ADAPTER)

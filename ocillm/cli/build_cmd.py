@@ -103,9 +103,13 @@ def lint(
 ) -> None:
     """Check a Modelfile without building; exit 1 with every error found."""
     from ocillm.build import lint_file
+    from ocillm.build.draft import draft_warning, modelfile_draft
 
     modelfile = _modelfile_path(file, context)
     errors = lint_file(modelfile, context)
+    draft = modelfile_draft(modelfile)
+    if draft is not None:
+        typer.echo(f"warning: {draft_warning(draft)}", err=True)
     if json_out:
         emit_json(
             [

@@ -51,7 +51,6 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = Scheduler.from_settings(cfg, disc, runners)
-        scheduler.spread = cfg.sched_spread
         await runners.prestart()
         store = Store.open(cfg.models, default_registry=cfg.default_registry)
         app.state.ctx = ServerContext(

@@ -17,9 +17,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from ocillm.build.builder import compile_modelfile
-from ocillm.errors import DigestMismatch, NotFound, OcillmError
+from ocillm.errors import DigestMismatch, NotFound, OcillmError, TemplateError
 from ocillm.image import open_image
-from ocillm.image.describe import capabilities, details, format_parameters, show
+from ocillm.image.describe import (
+    capabilities,
+    details,
+    format_parameters,
+    modelfile_text,
+    show,
+)
 from ocillm.modelfile import Message, Modelfile
 from ocillm.oci.reference import Reference
 from ocillm.progress import Event, Reporter
@@ -36,6 +42,7 @@ from ocillm.server.schemas.ollama import (
     ShowRequest,
 )
 from ocillm.server.streaming import Chunk
+from ocillm.template import parse_template
 
 _BLOB_DIGEST = re.compile(r"^sha256[:-][0-9a-fA-F]{64}$")
 #: What ``expires_at`` says for a model kept forever (Ollama's clients print "Forever").
@@ -115,10 +122,23 @@ def show_model(ctx: ServerContext, req: ShowRequest) -> dict[str, Any]:
         raise ApiError(400, "model is required")
     model = ctx.catalog.open(req.model)
     data = show(model.view, verbose=req.verbose)
+    # The request's template, system and options replace the image's in the answer, the
+    # Modelfile included, as Ollama shows them (a template is parsed first, as Ollama does).
+    overrides: dict[str, Any] = {}
+    if req.template:
+        try:
+            parse_template(req.template)
+        except TemplateError as err:
+            raise ApiError(400, f"template error: {err}") from None
+        data["template"] = overrides["template"] = req.template
     if req.system:
-        data["system"] = req.system
+        data["system"] = overrides["system"] = req.system
     if req.options:
-        data["parameters"] = format_parameters({**model.view.params, **check_options(req.options)})
+        params = {**model.view.params, **check_options(req.options)}
+        data["parameters"] = format_parameters(params)
+        overrides["parameters"] = params
+    if overrides:
+        data["modelfile"] = modelfile_text(model.view, overrides)
     return data
 
 
