@@ -6,7 +6,6 @@ import os
 import sys
 import traceback
 
-import click
 import typer
 
 from ocillm import __version__
@@ -19,6 +18,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, like Ollama's: rich panels label every flag <bool> and every list <list[str]>.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -64,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"Error: {e}", file=sys.stderr)
         return e.exit_code
-    except (typer.Exit, click.exceptions.Exit) as e:
+    except typer.Exit as e:
         return int(e.exit_code or 0)
-    except (typer.Abort, click.exceptions.Abort):
+    except typer.Abort:
         print("Aborted.", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
@@ -87,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_usage_error(e: Exception) -> bool:
-    """A click usage error; typer vendors click, so match by shape rather than by class."""
-    return isinstance(e, click.ClickException) or (
-        type(e).__module__.startswith("typer.") and hasattr(e, "show") and hasattr(e, "exit_code")
+    """A click usage error, matched by shape: typer >= 0.2x vendors click (and the base install
+    has no click of its own), older typers raise click's classes."""
+    return (
+        type(e).__module__.startswith(("typer.", "click."))
+        and hasattr(e, "show")
+        and hasattr(e, "exit_code")
     )

@@ -78,16 +78,26 @@ def reporter(mode: Mode) -> Iterator[Reporter]:
 
 
 def _plain_reporter() -> Reporter:
-    """Status lines without bars (not a terminal): no carriage-return noise in CI logs."""
-    last: dict[str, str] = {}
+    """Status lines without bars (not a terminal), for CI logs: a blob's line comes once, with its
+    size, when it starts; its progress events after that would only repeat it."""
+    seen: set[tuple[str, str | None]] = set()
 
     def report(event: Event) -> None:
-        if event.total and event.completed != event.total and event.status in last:
+        if event.total is None:
+            print(event.status, file=sys.stderr, flush=True)
             return
-        last[event.status] = event.status
-        print(event.status, file=sys.stderr, flush=True)
+        key = (event.status, event.digest)
+        if key in seen:
+            return
+        seen.add(key)
+        print(f"{event.status} ({human_bytes(event.total)})", file=sys.stderr, flush=True)
 
     return report
+
+
+def print_retry(notice: object) -> None:
+    """A registry retry, one line on stderr in every mode (stdout stays the result)."""
+    print(str(notice), file=sys.stderr, flush=True)
 
 
 def human_bytes(n: int) -> str:

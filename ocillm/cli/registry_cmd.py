@@ -10,7 +10,7 @@ import typer
 
 from ocillm.cli.app import app
 from ocillm.cli.common import cli_settings, open_store
-from ocillm.cli.output import Mode, emit_json, mode_of, reporter, stderr
+from ocillm.cli.output import Mode, emit_json, mode_of, print_retry, reporter, stderr
 from ocillm.errors import UsageError
 from ocillm.image import WRITABLE_FORMATS
 
@@ -50,12 +50,17 @@ def transfer_options(
         plain_http=plain_http,
         ca_file=ca_file,
         chunk_size=parse_size(chunk_size) if chunk_size else None,
+        on_retry=print_retry,
     )
 
 
-_CONCURRENCY = typer.Option(4, "--concurrency", help="Blobs (and ranges) in flight at once.")
+_CONCURRENCY = typer.Option(
+    4, "--concurrency", metavar="N", help="Blobs (and ranges) in flight at once."
+)
 _PLAIN = typer.Option(False, "--plain-http", help="Talk HTTP, not HTTPS, to this registry.")
-_CA = typer.Option(None, "--ca-file", help="PEM bundle to verify the registry's TLS with.")
+_CA = typer.Option(
+    None, "--ca-file", metavar="PEM", help="PEM bundle to verify the registry's TLS with."
+)
 _JSON = typer.Option(False, "--json", help="Print NDJSON progress events.")
 _QUIET = typer.Option(False, "--quiet", "-q", help="Print only the manifest digest.")
 
@@ -64,7 +69,7 @@ _QUIET = typer.Option(False, "--quiet", "-q", help="Print only the manifest dige
 def pull(
     ctx: typer.Context,
     reference: str = typer.Argument(
-        ..., help="REF: host/ns/model:tag, model@sha256:…, or a short name."
+        ..., metavar="REF", help="host/ns/model:tag, model@sha256:…, or a short name."
     ),
     concurrency: int = _CONCURRENCY,
     plain_http: bool = _PLAIN,
@@ -90,13 +95,20 @@ def pull(
 @app.command()
 def push(
     ctx: typer.Context,
-    reference: str = typer.Argument(..., help="The local image to push (its name says where)."),
-    target: str | None = typer.Argument(None, help="Push under this name instead."),
+    reference: str = typer.Argument(
+        ..., metavar="REF", help="The local image to push (its name says where)."
+    ),
+    target: str | None = typer.Argument(
+        None, metavar="TARGET", help="Push under this name instead."
+    ),
     fmt: str | None = typer.Option(
-        None, "--format", help="Convert first: modelpack or ollama (changes the manifest digest)."
+        None,
+        "--format",
+        metavar="FORMAT",
+        help="Convert first: modelpack or ollama (changes the manifest digest).",
     ),
     chunk_size: str | None = typer.Option(
-        None, "--chunk-size", help="Upload in PATCH chunks of this size (e.g. 16M)."
+        None, "--chunk-size", metavar="SIZE", help="Upload in PATCH chunks of this size (e.g. 16M)."
     ),
     concurrency: int = _CONCURRENCY,
     plain_http: bool = _PLAIN,
@@ -131,8 +143,12 @@ def push(
 @app.command()
 def login(
     ctx: typer.Context,
-    registry: str = typer.Argument(..., help="Registry host, e.g. ghcr.io or localhost:5000."),
-    username: str | None = typer.Option(None, "-u", "--username", help="User name."),
+    registry: str = typer.Argument(
+        ..., metavar="REGISTRY", help="Registry host, e.g. ghcr.io or localhost:5000."
+    ),
+    username: str | None = typer.Option(
+        None, "-u", "--username", metavar="USER", help="User name."
+    ),
     password_stdin: bool = typer.Option(
         False, "--password-stdin", help="Read the password (or token) from stdin."
     ),
@@ -162,7 +178,10 @@ def login(
 
 
 @app.command()
-def logout(ctx: typer.Context, registry: str = typer.Argument(..., help="Registry host.")) -> None:
+def logout(
+    ctx: typer.Context,
+    registry: str = typer.Argument(..., metavar="REGISTRY", help="Registry host."),
+) -> None:
     """Forget the credentials `ocillm login` kept for a registry."""
     from ocillm.registry import logout as do_logout
     from ocillm.registry.credentials import login_file
@@ -176,8 +195,10 @@ def logout(ctx: typer.Context, registry: str = typer.Argument(..., help="Registr
 @app.command()
 def save(
     ctx: typer.Context,
-    references: list[str] = typer.Argument(..., help="Images to save."),
-    output: Path = typer.Option(..., "-o", "--output", help="The tar file to write."),
+    references: list[str] = typer.Argument(..., metavar="REF", help="Images to save."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", metavar="TAR", help="The tar file to write."
+    ),
     json_out: bool = _JSON,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
@@ -198,7 +219,7 @@ def save(
 def load(
     ctx: typer.Context,
     input: Path = typer.Option(
-        ..., "-i", "--input", help="An OCI-layout tar (from `ocillm save`)."
+        ..., "-i", "--input", metavar="TAR", help="An OCI-layout tar (from `ocillm save`)."
     ),
     json_out: bool = _JSON,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),

@@ -14,6 +14,7 @@ import typer
 
 from ocillm.cli.app import app
 from ocillm.cli.common import cli_settings
+from ocillm.cli.extras import require_serve_extra
 from ocillm.cli.output import human_bytes, human_time, table
 from ocillm.errors import OcillmError, UsageError
 
@@ -27,6 +28,7 @@ def serve(ctx: typer.Context) -> None:
     OCILLM_SCHED_SPREAD, OCILLM_GPU_OVERHEAD, OCILLM_RUNNER_UNIX_SOCKET, OCILLM_API_KEY,
     OCILLM_MODELS. SIGINT/SIGTERM stop it and unload every model.
     """
+    require_serve_extra("ocillm serve")
     from ocillm.server.app import serve as run_server
 
     run_server(cli_settings(ctx))
@@ -70,9 +72,12 @@ def processor_text(size: int, size_vram: int) -> str:
 @app.command()
 def ps(
     ctx: typer.Context,
-    prefix: str | None = typer.Argument(None, help="Only names starting with this."),
+    prefix: str | None = typer.Argument(
+        None, metavar="PREFIX", help="Only names starting with this."
+    ),
 ) -> None:
     """List the models loaded now (NAME, ID, SIZE, PROCESSOR, CONTEXT, UNTIL)."""
+    require_serve_extra("ocillm ps")
     with _client(ctx) as client:
         models = client.ps()
     rows = []
@@ -94,9 +99,11 @@ def ps(
 
 @app.command()
 def stop(
-    ctx: typer.Context, reference: str = typer.Argument(..., help="The model to unload.")
+    ctx: typer.Context,
+    reference: str = typer.Argument(..., metavar="MODEL", help="The model to unload."),
 ) -> None:
     """Unload a model from the daemon now."""
+    require_serve_extra("ocillm stop")
     from ocillm.client import DaemonError
 
     with _client(ctx) as client:
@@ -244,15 +251,24 @@ def _think_value(text: str | None) -> bool | str | None:
 @app.command()
 def run(
     ctx: typer.Context,
-    reference: str = typer.Argument(..., help="The model to run."),
-    prompt: list[str] | None = typer.Argument(None, help="A prompt; without one, a REPL."),
+    reference: str = typer.Argument(..., metavar="MODEL", help="The model to run."),
+    prompt: list[str] | None = typer.Argument(
+        None, metavar="PROMPT", help="A prompt; without one, a REPL."
+    ),
     verbose: bool = typer.Option(False, "--verbose", help="Print timings after each answer."),
-    fmt: str | None = typer.Option(None, "--format", help='Response format ("json").'),
-    keepalive: str | None = typer.Option(None, "--keepalive", help="How long to keep it loaded."),
-    think: str | None = typer.Option(None, "--think", help="true, false, low, medium or high."),
+    fmt: str | None = typer.Option(
+        None, "--format", metavar="FORMAT", help='Response format ("json").'
+    ),
+    keepalive: str | None = typer.Option(
+        None, "--keepalive", metavar="DURATION", help="How long to keep it loaded."
+    ),
+    think: str | None = typer.Option(
+        None, "--think", metavar="LEVEL", help="true, false, low, medium or high."
+    ),
     insecure: bool = typer.Option(False, "--insecure", help="Pull over plain HTTP if missing."),
 ) -> None:
     """Run a model: one answer to PROMPT (or stdin), or an interactive chat."""
+    require_serve_extra("ocillm run")
     if fmt not in (None, "", "json"):
         raise UsageError(f'--format {fmt!r}: only "json" is supported')
     session = Session(

@@ -29,7 +29,7 @@ from ocillm.oci import mediatypes as mt
 from ocillm.oci.reference import Reference
 from ocillm.registry.auth import Authenticator, repository_scope
 from ocillm.registry.credentials import Credentials
-from ocillm.registry.options import MiB, TransferOptions
+from ocillm.registry.options import MiB, RetryNotice, TransferOptions
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -139,7 +139,8 @@ class RegistryClient(oras.provider.Registry):  # type: ignore[misc]
         """``GET /v2/``: choose the scheme, learn how the registry wants to authenticate."""
         last: str = "no attempt"
         tls_error: str | None = None
-        for attempt in range(max(1, self.options.retries)):
+        attempts = max(1, self.options.retries)
+        for attempt in range(attempts):
             for scheme in self._schemes():
                 url = f"{scheme}://{self.host}/v2/"
                 try:
@@ -163,8 +164,8 @@ class RegistryClient(oras.provider.Registry):  # type: ignore[misc]
                 return status
             if tls_error:
                 raise RegistryError(self.registry, str(self.ref), None, tls_error)
-            if attempt + 1 < self.options.retries:
-                time.sleep(self._backoff(attempt))
+            if attempt + 1 < attempts:
+                self.pause_before_retry(attempt + 1, attempts, f"{self.host}: {last}")
         raise RegistryError(self.registry, str(self.ref), None, last)
 
     def set_scopes(self, *scopes: str) -> None:
@@ -203,12 +204,14 @@ class RegistryClient(oras.provider.Registry):  # type: ignore[misc]
                     raise RegistryError(
                         self.registry, str(self.ref), None, f"{method} failed: {_kind(e)}"
                     ) from None
-                time.sleep(self._backoff(attempt))
+                reason = f"{self.host}: {method} failed: {_kind(e)}"
+                self.pause_before_retry(attempt + 1, attempts, reason)
                 continue
             if response.status_code in RETRY_STATUSES and not last:
-                delay = retry_after(response) or self._backoff(attempt)
+                delay = retry_after(response) or None
                 response.close()
-                time.sleep(delay)
+                reason = f"{self.host}: {method} answered HTTP {response.status_code}"
+                self.pause_before_retry(attempt + 1, attempts, reason, delay)
                 continue
             return response
         raise AssertionError("unreachable")
@@ -264,6 +267,16 @@ class RegistryClient(oras.provider.Registry):  # type: ignore[misc]
     def _backoff(self, attempt: int) -> float:
         delay = min(self.options.backoff_cap, self.options.backoff * (2**attempt))
         return float(delay * random.uniform(0.5, 1.5))
+
+    def pause_before_retry(
+        self, failures: int, attempts: int, reason: str, delay: float | None = None
+    ) -> None:
+        """Wait before attempt ``failures + 1`` (backoff, or the registry's ``delay``), and say so
+        through ``options.on_retry``: a registry that is down must not look like a hang."""
+        wait = self._backoff(failures - 1) if delay is None else delay
+        if self.options.on_retry is not None:
+            self.options.on_retry(RetryNotice(wait, failures + 1, attempts, reason))
+        time.sleep(wait)
 
     def fail(self, response: requests.Response, what: str) -> RegistryError:
         """The one-line error for an unexpected response (never echoes credentials)."""

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -294,10 +293,12 @@ class _Download:
                         f"GET blob {self.digest}: {e} ({seg.done + seg.start} of {self.size} "
                         "bytes kept; pull again to resume)",
                     ) from None  # fmt: skip
-                delay = (
-                    e.delay if e.delay is not None else self.client._backoff(max(0, failures - 1))
+                self.client.pause_before_retry(
+                    max(1, failures),
+                    max(1, self.options.retries),
+                    f"{self.client.host}: GET blob {self.digest}: {e}",
+                    e.delay,
                 )
-                time.sleep(delay)
 
     def _stream(self, fd: int, seg: _Segment) -> None:
         start = seg.start + seg.done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,22 @@ from ocillm.registry.credentials import CredentialSources
 
 MiB = 1 << 20
 REMOTE_RANGE_THRESHOLD = 256 * MiB
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """A request failed in a way worth retrying, and the client waits ``delay`` seconds first."""
+
+    delay: float
+    attempt: int
+    """The attempt about to be made (2 for the first retry)."""
+    attempts: int
+    reason: str
+    """What failed: ``127.0.0.1:5000: cannot connect (ConnectionError: Connection refused)``."""
+
+    def __str__(self) -> str:
+        where = f"attempt {self.attempt}/{self.attempts}"
+        return f"retrying in {self.delay:.2f}s ({where}): {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,8 @@ class TransferOptions:
     """First backoff in seconds; doubles per attempt (capped), with jitter;
     ``OCILLM_REGISTRY_BACKOFF`` (0.5)."""
     backoff_cap: float = 10.0
+    on_retry: Callable[[RetryNotice], None] | None = None
+    """Told before each wait to retry (the CLI prints it), so retries are never silent."""
     plain_http: bool = False
     """Use http:// for this registry (loopback hosts fall back to it on their own)."""
     ca_file: Path | None = None

@@ -12,7 +12,6 @@ read from the store file as the socket drains it.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -143,7 +142,8 @@ def send_blob(
                     f"upload of blob {desc.digest}: {error.detail} "
                     f"(gave up after {attempts} attempts)",
                 ) from None  # fmt: skip
-            time.sleep(e.delay if e.delay is not None else client._backoff(failures - 1))
+            reason = f"{client.host}: upload of blob {desc.digest}: {e.error.detail}"
+            client.pause_before_retry(failures, attempts, reason, e.delay)
         location = None
 
 

@@ -54,20 +54,25 @@ def _reflink(src_fd: int, dst_fd: int) -> bool:
 
 def _kernel_copy(src_fd: int, dst_fd: int, size: int) -> None:
     offset = 0
-    try:
-        while offset < size:
-            n = os.copy_file_range(src_fd, dst_fd, min(size - offset, 1 << 30))
-            if n == 0:
-                break
-            offset += n
-        return
-    except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise
+    # os.copy_file_range exists on Linux only (not on macOS or the BSDs): there, read and write.
+    copy_range = getattr(os, "copy_file_range", None)
+    if copy_range is not None:
+        try:
+            while offset < size:
+                n = copy_range(src_fd, dst_fd, min(size - offset, 1 << 30))
+                if n == 0:
+                    break
+                offset += n
+            return
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
     os.lseek(src_fd, offset, os.SEEK_SET)
     os.lseek(dst_fd, offset, os.SEEK_SET)
     while chunk := os.read(src_fd, CHUNK):
-        os.write(dst_fd, chunk)
+        view = memoryview(chunk)
+        while view:  # write() may take less than it was given
+            view = view[os.write(dst_fd, view) :]
 
 
 def copy_and_hash(src: Path, dst: Path, progress: Progress | None = None) -> tuple[str, int, bool]:
