@@ -8,6 +8,7 @@ import typer
 
 from ocillm.cli.app import app
 from ocillm.cli.common import cli_settings, open_store, parse_labels
+from ocillm.cli.extras import require_serve_extra
 from ocillm.cli.output import Mode, emit_json, mode_of, reporter, stderr
 from ocillm.errors import UsageError
 from ocillm.image import WRITABLE_FORMATS
@@ -25,20 +26,37 @@ def _modelfile_path(file: Path | None, context: Path | None) -> Path:
 def build(
     ctx: typer.Context,
     context: Path | None = typer.Argument(
-        None, help="Directory FROM/ADAPTER paths resolve against (default: the Modelfile's)."
+        None,
+        metavar="CONTEXT",
+        help="Directory FROM/ADAPTER paths resolve against (default: the Modelfile's).",
     ),
-    file: Path | None = typer.Option(None, "-f", "--file", help="Modelfile (default ./Modelfile)."),
-    tag: list[str] = typer.Option([], "-t", "--tag", help="Reference to tag the image with."),
-    fmt: str = typer.Option("modelpack", "--format", help="modelpack (OCI, default) or ollama."),
-    quantize: str | None = typer.Option(None, "-q", "--quantize", help="e.g. q4_K_M, q8_0."),
-    label: list[str] = typer.Option([], "--label", help="KEY=VALUE manifest annotation."),
+    file: Path | None = typer.Option(
+        None, "-f", "--file", metavar="FILE", help="Modelfile (default ./Modelfile)."
+    ),
+    tag: list[str] = typer.Option(
+        [], "-t", "--tag", metavar="REF", help="Reference to tag the image with (repeatable)."
+    ),
+    fmt: str = typer.Option(
+        "modelpack", "--format", metavar="FORMAT", help="modelpack (OCI, default) or ollama."
+    ),
+    # No -q: that is --quiet, as on push, pull, save and load (Ollama's `create -q` quantizes).
+    quantize: str | None = typer.Option(
+        None, "--quantize", metavar="TYPE", help="e.g. q4_K_M, q8_0 (needs the serve extra)."
+    ),
+    label: list[str] = typer.Option(
+        [], "--label", metavar="KEY=VALUE", help="Manifest annotation (repeatable)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print NDJSON progress events."),
-    quiet: bool = typer.Option(False, "--quiet", help="Print only the image digest."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image digest."),
     push: bool = typer.Option(False, "--push", help="Push every tag to its registry after."),
     plain_http: bool = typer.Option(False, "--plain-http", help="Registries over plain HTTP."),
-    ca_file: Path | None = typer.Option(None, "--ca-file", help="PEM bundle for registry TLS."),
+    ca_file: Path | None = typer.Option(
+        None, "--ca-file", metavar="PEM", help="PEM bundle for registry TLS."
+    ),
 ) -> None:
     """Build an image from a Modelfile into the local store."""
+    if quantize:
+        require_serve_extra("ocillm build --quantize", ("llama_cpp",))
     from ocillm.build import build_image
 
     if not tag:
@@ -97,8 +115,12 @@ def build(
 
 @app.command()
 def lint(
-    context: Path | None = typer.Argument(None, help="Directory paths resolve against."),
-    file: Path | None = typer.Option(None, "-f", "--file", help="Modelfile (default ./Modelfile)."),
+    context: Path | None = typer.Argument(
+        None, metavar="CONTEXT", help="Directory paths resolve against."
+    ),
+    file: Path | None = typer.Option(
+        None, "-f", "--file", metavar="FILE", help="Modelfile (default ./Modelfile)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the errors as JSON."),
 ) -> None:
     """Check a Modelfile without building; exit 1 with every error found."""

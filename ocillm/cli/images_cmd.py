@@ -16,7 +16,9 @@ from ocillm.errors import OcillmError
 @app.command("list")
 def list_images(
     ctx: typer.Context,
-    prefix: str | None = typer.Argument(None, help="Only names starting with this."),
+    prefix: str | None = typer.Argument(
+        None, metavar="PREFIX", help="Only names starting with this."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (as /api/tags)."),
 ) -> None:
     """List the images in the local store (NAME, ID, SIZE, MODIFIED)."""
@@ -103,7 +105,7 @@ def _human_show(data: dict[str, Any], model_info: dict[str, Any]) -> str:
 @app.command()
 def show(
     ctx: typer.Context,
-    reference: str = typer.Argument(..., help="Image reference."),
+    reference: str = typer.Argument(..., metavar="REF", help="Image reference."),
     modelfile: bool = typer.Option(False, "--modelfile", help="Print the Modelfile."),
     parameters: bool = typer.Option(False, "--parameters", help="Print the parameters."),
     template: bool = typer.Option(False, "--template", help="Print the template."),
@@ -141,7 +143,7 @@ def show(
 
 @app.command()
 def inspect(
-    ctx: typer.Context, reference: str = typer.Argument(..., help="Image reference.")
+    ctx: typer.Context, reference: str = typer.Argument(..., metavar="REF", help="Image reference.")
 ) -> None:
     """Print the manifest and config of an image as JSON."""
     from ocillm.image import detect_format
@@ -175,8 +177,8 @@ def inspect(
 @app.command()
 def tag(
     ctx: typer.Context,
-    source: str = typer.Argument(..., help="Existing image."),
-    target: str = typer.Argument(..., help="New reference."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="Existing image."),
+    target: str = typer.Argument(..., metavar="TARGET", help="New reference."),
 ) -> None:
     """Give an image another name (no data is copied)."""
     store = open_store(ctx)
@@ -190,7 +192,8 @@ app.command("cp", help="Alias of tag.")(tag)
 
 @app.command()
 def rm(
-    ctx: typer.Context, references: list[str] = typer.Argument(..., help="Images to remove.")
+    ctx: typer.Context,
+    references: list[str] = typer.Argument(..., metavar="REF", help="Images to remove."),
 ) -> None:
     """Remove images; blobs no other image uses are deleted."""
     store = open_store(ctx)
