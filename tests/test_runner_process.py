@@ -174,7 +174,10 @@ def test_embeddings_over_a_unix_socket(run: Any, tiny_embed_gguf: Path) -> None:
 def test_a_failed_load_explains_itself(run: Any, tmp_path: Path) -> None:
     bogus = tmp_path / "not-a-model.gguf"
     bogus.write_bytes(b"this is not a GGUF file")
-    with pytest.raises(RunnerLoadError, match=r"terminated: exit status 1: llama.cpp error: .*failed to load model \| error: loading"):
+    with pytest.raises(
+        RunnerLoadError,
+        match=r"terminated: exit status 1: llama.cpp error: .*failed to load model \| error: loading",
+    ):
         run(RunnerProcess.start(RunnerSpec(model=bogus), load_timeout=30))
 
 
