@@ -1,6 +1,6 @@
 """Compile a Modelfile into an image in the local store."""
 
 from ocillm.build.builder import BuildResult, build_image
-from ocillm.build.lint import lint_file
+from ocillm.build.lint import LintResult, lint_file
 
-__all__ = ["BuildResult", "build_image", "lint_file"]
+__all__ = ["BuildResult", "LintResult", "build_image", "lint_file"]

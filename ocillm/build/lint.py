@@ -1,39 +1,77 @@
-"""``ocillm lint``: every problem a build would hit, without building."""
+"""``ocillm lint``: the syntax and meaning of a Modelfile, without building.
+
+Lint runs where the weights may not be yet (a CI job before the GGUF is fetched): a FROM,
+ADAPTER or DRAFT file that is not on disk is a warning, not an error (``--strict`` makes
+warnings fail). A store blob path (``…/blobs/sha256-<hex>``) counts as present when the local
+store holds that blob, as the build would use it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ocillm.errors import ModelfileError, TemplateError
-from ocillm.modelfile import lint_modelfile, looks_like_path, parse_commands, resolve_path
+from ocillm.modelfile import (
+    blob_digest,
+    lint_modelfile,
+    looks_like_path,
+    parse_commands,
+    resolve_path,
+)
+
+_FILE_INSTRUCTIONS = {"model": "FROM", "adapter": "ADAPTER", "draft": "DRAFT"}
 
 
-def lint_file(path: Path, context: Path | None = None) -> list[ModelfileError]:
+@dataclass
+class LintResult:
+    errors: list[ModelfileError] = field(default_factory=list)
+    warnings: list[ModelfileError] = field(default_factory=list)
+    """Problems that do not stop a lint (missing weight files); each names its instruction."""
+
+    def failed(self, *, strict: bool = False) -> bool:
+        return bool(self.errors or (strict and self.warnings))
+
+
+def lint_file(
+    path: Path,
+    context: Path | None = None,
+    *,
+    has_blob: Callable[[str], bool] | None = None,
+) -> LintResult:
+    """Lint ``path``; relative files resolve against ``context`` (default: its folder).
+    ``has_blob(digest)`` says whether the local store holds a blob (None: it holds none)."""
     try:
         data = path.read_bytes()
     except OSError as e:
-        return [ModelfileError(f"cannot read: {e.strerror or e}", filename=str(path))]
+        return LintResult([ModelfileError(f"cannot read: {e.strerror or e}", filename=str(path))])
     name = str(path)
-    errors = lint_modelfile(data, filename=name)
+    result = LintResult(lint_modelfile(data, filename=name))
+    errors = result.errors
     if any(e.line and "unexpected" in e.message for e in errors):
-        return errors
+        return result
     try:
         commands = parse_commands(data, filename=name)
     except ModelfileError:
-        return errors
+        return result
     base = context or path.parent
     for c in commands:
-        if c.name in ("model", "adapter", "draft") and looks_like_path(c.args):
-            resolved = resolve_path(c.args, base)
-            if not resolved.exists():
-                errors.append(
-                    ModelfileError(
-                        f"{c.args}: no such file or directory ({resolved})",
-                        filename=name,
-                        line=c.line,
-                        column=c.column,
-                    )
+        if c.name in _FILE_INSTRUCTIONS and looks_like_path(c.args):
+            if resolve_path(c.args, base).exists():
+                continue
+            digest = blob_digest(c.args)
+            if digest and has_blob is not None and has_blob(digest):
+                continue
+            where = " or in the local store" if digest else ""
+            result.warnings.append(
+                ModelfileError(
+                    f"{_FILE_INSTRUCTIONS[c.name]} {c.args}: no such file{where}",
+                    filename=name,
+                    line=c.line,
+                    column=c.column,
                 )
+            )
         if c.name == "template":
             from ocillm.template import parse_template
 
@@ -50,4 +88,4 @@ def lint_file(path: Path, context: Path | None = None) -> list[ModelfileError]:
                     )
                 )
     errors.sort(key=lambda e: (e.line, e.column))
-    return errors
+    return result

@@ -115,34 +115,57 @@ def build(
 
 @app.command()
 def lint(
+    ctx: typer.Context,
     context: Path | None = typer.Argument(
         None, metavar="CONTEXT", help="Directory paths resolve against."
     ),
     file: Path | None = typer.Option(
         None, "-f", "--file", metavar="FILE", help="Modelfile (default ./Modelfile)."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print the errors as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the errors and warnings as JSON."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Fail on warnings too (a FROM/ADAPTER file not on disk)."
+    ),
 ) -> None:
-    """Check a Modelfile without building; exit 1 with every error found."""
+    """Check a Modelfile's syntax and meaning without building; exit 1 with every error found.
+
+    A FROM, ADAPTER or DRAFT file that is not there yet is a warning (exit 0, unless --strict).
+    """
     from ocillm.build import lint_file
     from ocillm.build.draft import draft_warning, modelfile_draft
+    from ocillm.store.blobs import BlobStore
 
     modelfile = _modelfile_path(file, context)
-    errors = lint_file(modelfile, context)
+    # Looked up without opening the store, so that lint never creates one.
+    blobs = BlobStore(cli_settings(ctx).models)
+    result = lint_file(modelfile, context, has_blob=blobs.has)
+    errors = result.errors
     draft = modelfile_draft(modelfile)
     if draft is not None:
         typer.echo(f"warning: {draft_warning(draft)}", err=True)
     if json_out:
+        found = [("error", e) for e in errors] + [("warning", w) for w in result.warnings]
+        found.sort(key=lambda item: (item[1].line, item[1].column))
         emit_json(
             [
-                {"file": e.filename, "line": e.line, "column": e.column, "message": e.message}
-                for e in errors
+                {
+                    "file": e.filename,
+                    "line": e.line,
+                    "column": e.column,
+                    "severity": severity,
+                    "message": e.message,
+                }
+                for severity, e in found
             ]
         )
     else:
+        for w in result.warnings:
+            typer.echo(f"{w.location}: warning: {w.message}", err=True)
         for e in errors:
             typer.echo(e.format(), err=True)
-        if not errors:
-            typer.echo(f"{modelfile}: ok")
-    if errors:
+        if not result.failed(strict=strict):
+            counted = len(result.warnings)
+            note = f" ({counted} warning{'s' if counted != 1 else ''})" if counted else ""
+            typer.echo(f"{modelfile}: ok{note}")
+    if result.failed(strict=strict):
         raise typer.Exit(1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ocillm.modelfile.model import Command, Message, Modelfile
 from ocillm.modelfile.params import DEPRECATED_PARAMETERS, VALID_PARAMETERS
 from ocillm.modelfile.parser import parse_commands
-from ocillm.modelfile.paths import looks_like_path, resolve_path
+from ocillm.modelfile.paths import blob_digest, looks_like_path, resolve_path
 from ocillm.modelfile.render import format_commands, render_modelfile
 from ocillm.modelfile.validate import lint_modelfile, parse_modelfile
 
@@ -18,6 +18,7 @@ __all__ = [
     "Command",
     "Message",
     "Modelfile",
+    "blob_digest",
     "format_commands",
     "lint_modelfile",
     "looks_like_path",

@@ -11,6 +11,9 @@ from ocillm.errors import ModelfileError
 _MODEL_SUFFIXES = (".gguf", ".ggml", ".bin", ".safetensors", ".pth", ".pt")
 _PATH_PREFIXES = ("/", "./", "../", "~", "\\", ".\\", "..\\")
 _DRIVE = re.compile(r"[A-Za-z]:[\\/]")
+# A blob file of a model store: Ollama's ``…/blobs/sha256-<hex>`` (what ``ollama show
+# --modelfile`` prints for FROM and ADAPTER) or ocillm's own ``…/blobs/sha256/<hex>``.
+_BLOB = re.compile(r"(?:^|[\\/])blobs[\\/]sha256[-/]([0-9a-f]{64})$")
 
 
 def resolve_path(value: str, base_dir: Path) -> Path:
@@ -33,6 +36,16 @@ def resolve_path(value: str, base_dir: Path) -> Path:
                 raise ModelfileError(f"failed to find user '{user}'")
         return Path(os.path.abspath(os.path.join(home, rest)))
     return Path(os.path.abspath(os.path.join(base_dir, value)))
+
+
+def blob_digest(value: str) -> str | None:
+    """The digest a FROM/ADAPTER path names when it is a model store's blob file, else None.
+
+    Such a path usually points into another machine's store (the Modelfile came from ``ollama
+    show --modelfile``); the build then takes the blob from the local store by its digest.
+    """
+    match = _BLOB.search(value.strip())
+    return f"sha256:{match.group(1)}" if match else None
 
 
 def looks_like_path(value: str) -> bool:
