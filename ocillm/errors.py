@@ -95,6 +95,56 @@ class StoreError(OcillmError):
     """The local store is inconsistent or cannot be written."""
 
 
+class DiskFull(StoreError):
+    """A write that found no space left (or the quota used up) on the store's filesystem.
+
+    ``path`` is the store (or other directory) written to; ``needed`` the bytes the write needed
+    in all and ``free`` the bytes free once this write's partial data was removed (None when
+    unknown). ``detail`` says what became of the partial data.
+    """
+
+    http_status = 507  # Insufficient Storage
+
+    def __init__(
+        self,
+        path: str,
+        needed: int | None,
+        free: int | None,
+        *,
+        reason: str = "no space left on device",
+        detail: str = "",
+    ) -> None:
+        self.path = path
+        self.needed = needed
+        self.free = free
+        self.reason = reason
+        self.detail = detail
+        sizes = []
+        if needed is not None:
+            sizes.append(f"needs {_decimal_bytes(needed)}")
+        if free is not None:
+            sizes.append(f"{_decimal_bytes(free)} free")
+        text = f"{reason} writing {path}"
+        if sizes:
+            text += f" ({', '.join(sizes)})"
+        if detail:
+            text += f"; {detail}"
+        super().__init__(text)
+
+
+def _decimal_bytes(n: int) -> str:
+    """Sizes as ``list`` and progress show them (Ollama's decimal units: 25 MB, 1.5 GB)."""
+    for limit, unit in ((1000**4, "TB"), (1000**3, "GB"), (1000**2, "MB"), (1000, "KB")):
+        if n >= limit:
+            value = n / limit
+            return (
+                f"{int(value)} {unit}"
+                if value >= 10 or value == int(value)
+                else f"{value:.1f} {unit}"
+            )
+    return f"{n} B"
+
+
 class DigestMismatch(OcillmError):
     """Content whose sha256 differs from the digest it was announced with."""
 
