@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import tomllib
-from conftest import REPO_ROOT
+from conftest import CLI, REPO_ROOT
 
 #: Import names the base install does not have. click too: typer vendors its own since 0.2x, and
 #: click arrives only with uvicorn.
@@ -173,6 +173,14 @@ def test_quantize_without_the_extra_says_what_to_install(project: Path, tmp_path
     assert result.stderr.splitlines() == [
         "Error: ocillm build --quantize needs the serve extra (llama_cpp is not installed): " + HINT
     ]
+
+
+def test_quantize_with_the_extra_quantizes(cli: CLI, tmp_path: Path, tiny_gguf_f16: Path) -> None:
+    shutil.copy(tiny_gguf_f16, tmp_path / "f16.gguf")
+    (tmp_path / "Modelfile").write_text("FROM ./f16.gguf\n")
+    built = cli("build", "-t", "tiny:q8", "--quantize", "q8_0", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    assert "Q8_0" in cli("show", "tiny:q8").stdout
 
 
 # -- what pyproject.toml declares ----------------------------------------------------------
