@@ -93,9 +93,9 @@ def test_tiny_gguf_rejects_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_llama_cpp_generates_with_the_tiny_model(tiny_gguf: Path) -> None:
-    from llama_cpp import Llama
+    from ocillm.runner.llama_loader import open_llama
 
-    llm = Llama(model_path=str(tiny_gguf), n_ctx=256, n_threads=2, seed=0, verbose=False)
+    llm = open_llama(tiny_gguf, n_ctx=256, n_threads=2, seed=0, verbose=False)
     try:
         assert llm.n_vocab() == 512
         assert llm.n_ctx() == 256
@@ -114,9 +114,9 @@ def test_llama_cpp_generates_with_the_tiny_model(tiny_gguf: Path) -> None:
 
 
 def test_llama_cpp_applies_the_tiny_chat_template(tiny_gguf: Path) -> None:
-    from llama_cpp import Llama
+    from ocillm.runner.llama_loader import open_llama
 
-    llm = Llama(model_path=str(tiny_gguf), n_ctx=256, n_threads=2, verbose=False)
+    llm = open_llama(tiny_gguf, n_ctx=256, n_threads=2, verbose=False)
     try:
         out: Any = llm.create_chat_completion(
             messages=[{"role": "user", "content": "hi"}], max_tokens=4, temperature=0.0
@@ -128,11 +128,9 @@ def test_llama_cpp_applies_the_tiny_chat_template(tiny_gguf: Path) -> None:
 
 
 def test_llama_cpp_embeds_with_the_tiny_embedding_model(tiny_embed_gguf: Path) -> None:
-    from llama_cpp import Llama
+    from ocillm.runner.llama_loader import open_llama
 
-    llm = Llama(
-        model_path=str(tiny_embed_gguf), n_ctx=256, n_threads=2, embedding=True, verbose=False
-    )
+    llm = open_llama(tiny_embed_gguf, n_ctx=256, n_threads=2, embedding=True, verbose=False)
     try:
         vec: Any = llm.embed("hi")
         assert len(vec) == 64
@@ -169,7 +167,9 @@ def test_llama_cpp_quantizes_the_f16_tiny_model(
     assert types["blk.0.attn_norm.weight"] == "F32"
     assert info.parameter_count == read_gguf_info(tiny_gguf_f16).parameter_count
     assert out.stat().st_size < tiny_gguf_f16.stat().st_size
-    llm = llama_cpp.Llama(model_path=str(out), n_ctx=128, n_threads=2, verbose=False)
+    from ocillm.runner.llama_loader import open_llama
+
+    llm = open_llama(out, n_ctx=128, n_threads=2, verbose=False)
     try:
         res: Any = llm.create_completion("hello", max_tokens=4, temperature=0.0)
         assert res["usage"]["completion_tokens"] >= 1
