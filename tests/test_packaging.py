@@ -250,6 +250,40 @@ def test_make_installs_every_extra_and_builds_llama_cpp_with_the_one_set_of_flag
     assert not any("-DGGML" in text for text in scripts)
 
 
+_PIP_VERBOSE = """\
+  *** Building project with Ninja...
+  [1/2] /usr/bin/gcc -DX -O3 -MD -MT CMakeFiles/a.dir/src/ggml.c.o -o CMakeFiles/a.dir/src/ggml.c.o -c /tmp/b/src/ggml.c
+  [2/2] : && /usr/bin/gcc -fPIC -O3 -shared -Wl,-soname,libllama.so -o libllama.so a.o   && :
+Successfully installed llama-cpp-python-0.3.36
+"""
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_the_llama_cpp_install_shows_compile_progress_and_the_log_on_failure(
+    tmp_path: Path, status: int
+) -> None:
+    # A stand-in for pip that prints what `pip install -v` prints while scikit-build-core runs
+    # ninja (the lines as they came from a real build), then exits with ``status``.
+    pip = tmp_path / "pip"
+    pip.write_text(f"#!/bin/sh\ncat <<'EOF'\n{_PIP_VERBOSE}EOF\nexit {status}\n")
+    pip.chmod(0o755)
+    log = tmp_path / "install.log"
+    result = subprocess.run(
+        ["bash", REPO_ROOT / ".ci" / "install-llama-cpp.sh", pip, "llama-cpp-python", log],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == status
+    assert result.stdout.splitlines() == [
+        "compiling llama-cpp-python (about 6 minutes on 2 cores; pip caches the wheel)",
+        "  [1/2] ggml.c",
+        "  [2/2] libllama.so",
+    ]
+    assert log.read_text() == _PIP_VERBOSE
+    assert ("Successfully installed" in result.stderr) is (status != 0)
+
+
 def test_the_grammars_are_files_inside_the_package() -> None:
     folder = REPO_ROOT / "ocillm" / "grammar"
     assert folder.is_dir() and not folder.is_symlink()
