@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
+from pathlib import Path
 
 import typer
 
@@ -79,6 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         if _is_usage_error(e):
             e.show()  # type: ignore[attr-defined]
             return int(getattr(e, "exit_code", 2) or 2)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            # A write the store did not translate: still no "internal error" for a full disk.
+            from ocillm.store.space import disk_full
+
+            full = disk_full(e, Path(e.filename).parent if e.filename else cfg.models)
+            if debug:
+                traceback.print_exc()
+            print(f"Error: {full}", file=sys.stderr)
+            return full.exit_code
         if debug:
             traceback.print_exc()
         else:

@@ -11,6 +11,7 @@ from ocillm.cli.app import app
 from ocillm.cli.common import open_store
 from ocillm.cli.output import emit_json, human_bytes, human_time, table
 from ocillm.errors import OcillmError
+from ocillm.store.ingest import Reclaimed
 
 
 @app.command("list")
@@ -212,7 +213,39 @@ def rm(
 
 
 @app.command()
-def prune(ctx: typer.Context) -> None:
-    """Delete blobs no image references."""
-    count, freed = open_store(ctx).prune()
-    typer.echo(f"deleted {count} unreferenced blobs, freed {human_bytes(freed)}")
+def prune(
+    ctx: typer.Context,
+    ingest: bool = typer.Option(
+        False,
+        "--ingest",
+        help="Also remove every partial download no pull is writing now (not only stale ones).",
+    ),
+) -> None:
+    """Delete blobs no image references, and temp files and downloads nobody will finish."""
+    pruned = open_store(ctx).collect(ingest=ingest)
+    typer.echo(f"deleted {pruned.blobs} unreferenced blobs, freed {human_bytes(pruned.blob_bytes)}")
+    for line in prune_ingest_lines(pruned.ingest):
+        typer.echo(line)
+
+
+def prune_ingest_lines(r: Reclaimed) -> list[str]:
+    """What prune did in ``ingest/``, and what it kept for resuming (nothing when all clean)."""
+    lines = []
+    done = []
+    if r.temp_files:
+        done.append(_count(r.temp_files, "abandoned temp file"))
+    if r.partials:
+        done.append(_count(r.partials, "partial download"))
+    if done:
+        lines.append(f"removed {' and '.join(done)}, freed {human_bytes(r.freed)}")
+    if r.kept_partials:
+        lines.append(
+            f"kept {_count(r.kept_partials, 'partial download')} "
+            f"({human_bytes(r.kept_partial_bytes)}) so a pull can resume; "
+            f"`ocillm prune --ingest` removes {'it' if r.kept_partials == 1 else 'them'} now"
+        )
+    return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from ocillm.errors import DigestMismatch, RegistryError
+from ocillm.errors import DigestMismatch, DiskFull, RegistryError
 from ocillm.oci.digest import digest_hex
 from ocillm.oci.models import Descriptor
 from ocillm.registry.client import (
@@ -42,6 +42,7 @@ from ocillm.registry.options import REMOTE_RANGE_THRESHOLD, MiB, TransferOptions
 from ocillm.registry.progress import BlobProgress
 from ocillm.store import Store
 from ocillm.store.locks import atomic_write, file_lock
+from ocillm.store.space import disk_full, is_disk_full, raising_disk_full
 
 CHUNK = MiB
 HASH_BUFFER = 4 * MiB
@@ -107,7 +108,7 @@ def fetch_blob(
         progress.done()
         return
     lock = store.root / "locks" / f"blob-{digest_hex(desc.digest)}.lock"
-    with file_lock(lock):
+    with raising_disk_full(store.root, desc.size), file_lock(lock):
         if store.blobs.has(desc.digest):  # another process fetched it while we waited
             stats.add(present=1)
             progress.done()
@@ -207,6 +208,22 @@ class _Download:
     # -- the transfer --------------------------------------------------------------------------
 
     def run(self) -> None:
+        try:
+            self._run()
+        except OSError as e:
+            if not is_disk_full(e):
+                raise
+            # A full disk cannot take the rest, and a partial left there keeps it full (so
+            # not even a tag can be written): remove it, and say how much the blob needs.
+            self._discard()
+            raise disk_full(
+                e, self.store.root, self.size, "the partial download was removed"
+            ) from None
+        except DiskFull:
+            self._discard()  # commit's own cleanup left the range state
+            raise
+
+    def _run(self) -> None:
         ranged = self._multi()
         while True:
             self._load(ranged)
@@ -257,7 +274,9 @@ class _Download:
             return actual
         finally:
             os.close(fd)
-            if self.error is not None and not isinstance(self.error, RangesUnsupported):
+            # On a full disk the partial is about to be removed: no state to save for it.
+            failed = self.error is not None and not is_disk_full(self.error)
+            if failed and not isinstance(self.error, RangesUnsupported):
                 self._save()
 
     def _worker(self, fd: int, queue: list[_Segment]) -> None:

@@ -1,10 +1,15 @@
-"""Content-addressed blobs under ``blobs/sha256``; partial data lives in ``ingest/`` until verified."""
+"""Content-addressed blobs under ``blobs/sha256``; partial data lives in ``ingest/`` until verified.
+
+Every temp file is claimed with a :class:`~ocillm.store.ingest.TempHold` (a lock that tells
+reclaimers its writer is alive) and released once it was renamed or deleted. A write that
+finds the disk full removes its temp file and raises :class:`~ocillm.errors.DiskFull`.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import uuid
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -13,7 +18,9 @@ from ocillm.errors import BuildError, DigestMismatch, NotFound, StoreError
 from ocillm.oci.digest import check_digest, digest_hex
 from ocillm.store.copyfile import Progress, copy_and_hash, hash_file
 from ocillm.store.digestcache import DigestCache, file_key
+from ocillm.store.ingest import TempHold
 from ocillm.store.locks import fsync_dir
+from ocillm.store.space import disk_full, is_disk_full, raising_disk_full
 
 SMALL_BLOB_LIMIT = 64 << 20
 
@@ -30,6 +37,8 @@ class BlobStore:
         self.dir = root / "blobs" / "sha256"
         self.ingest = root / "ingest"
         self.cache = DigestCache(root / "cache" / "digests.json")
+        self._holds: dict[Path, TempHold] = {}
+        self._holds_lock = threading.Lock()
 
     def ensure(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -94,8 +103,31 @@ class BlobStore:
     # -- writing ---------------------------------------------------------------------------
 
     def temp_path(self) -> Path:
-        self.ingest.mkdir(parents=True, exist_ok=True)
-        return self.ingest / f"tmp-{os.getpid()}-{uuid.uuid4().hex}"
+        """A new ``ingest/tmp-<pid>-<uuid>`` name, claimed (locked) until :meth:`commit` or
+        :meth:`discard`; the file itself does not exist yet."""
+        with raising_disk_full(self.root):
+            self.ingest.mkdir(parents=True, exist_ok=True)
+            hold = TempHold(self.ingest, self.root / "locks")
+        with self._holds_lock:
+            self._holds[hold.path] = hold
+        return hold.path
+
+    def discard(self, tmp: Path) -> None:
+        """Delete a temp file (or partial) that will not be committed, and drop its claim."""
+        with self._holds_lock:
+            hold = self._holds.pop(tmp, None)
+        if hold is not None:
+            hold.release()
+        else:
+            tmp.unlink(missing_ok=True)
+
+    def _full(self, e: OSError, tmp: Path, needed: int | None) -> BaseException:
+        """The error for a write of ``tmp`` that failed: DiskFull on a full disk. Deletes
+        ``tmp`` first, so the free space reported is what a retry finds."""
+        self.discard(tmp)
+        if not is_disk_full(e):
+            return e
+        return disk_full(e, self.root, needed)
 
     def partial_path(self, digest: str) -> Path:
         """Where a resumable download of ``digest`` accumulates (kept across runs)."""
@@ -107,12 +139,14 @@ class BlobStore:
 
         On a mismatch the temp file is deleted and nothing becomes visible.
         """
+        size: int | None = None
         try:
             actual = known or hash_file(tmp)[0]
             if expected is not None and actual != check_digest(expected):
                 raise DigestMismatch(expected, actual)
             with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
+                size = os.fstat(f.fileno()).st_size
+                os.fsync(f.fileno())  # may be where a full disk shows (delayed allocation)
             final = self.path(actual)
             if final.exists():
                 tmp.unlink()
@@ -120,17 +154,24 @@ class BlobStore:
                 os.replace(tmp, final)
                 fsync_dir(self.dir)
             return actual
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        except OSError as e:
+            raise self._full(e, tmp, size) from None
+        finally:
+            self.discard(tmp)  # renamed or deleted by now: drops the claim, removes leftovers
 
     def put_bytes(self, data: bytes) -> str:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if self.has(digest):
             return digest
         tmp = self.temp_path()
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise self._full(e, tmp, len(data)) from None
+        except BaseException:
+            self.discard(tmp)
+            raise
         return self.commit(tmp, known=digest)
 
     def put_stream(
@@ -146,8 +187,10 @@ class BlobStore:
                     h.update(chunk)
                     f.write(chunk)
                     size += len(chunk)
+        except OSError as e:
+            raise self._full(e, tmp, None) from None  # a stream's full length is not known
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            self.discard(tmp)
             raise
         return self.commit(tmp, expected=expected, known="sha256:" + h.hexdigest()), size
 
@@ -172,10 +215,13 @@ class BlobStore:
             after = os.stat(src)
             if file_key(after) != file_key(before) or size != before.st_size:
                 raise BuildError(f"{src}: the file changed while it was being copied")
+        except OSError as e:
+            raise self._full(e, tmp, before.st_size) from None
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            self.discard(tmp)
             raise
         new = not self.has(digest)
         digest = self.commit(tmp, known=digest)
-        self.cache.put(before, digest)
+        with raising_disk_full(self.root):
+            self.cache.put(before, digest)
         return Imported(digest, size, new)

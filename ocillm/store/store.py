@@ -9,7 +9,6 @@ exclusively, so it never deletes a blob a concurrent build or pull is about to r
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,10 +20,20 @@ from ocillm.oci import mediatypes as mt
 from ocillm.oci.models import Descriptor, Index, Manifest, canonical_json
 from ocillm.oci.reference import DEFAULT_REGISTRY, Reference
 from ocillm.store.blobs import BlobStore
+from ocillm.store.ingest import Reclaimed, reclaim_ingest, reclaim_temps
 from ocillm.store.locks import atomic_write, file_lock
+from ocillm.store.space import disk_full, is_disk_full, raising_disk_full
 
 LAYOUT = {"imageLayoutVersion": "1.0.0"}
-STALE_TEMP_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What ``prune`` deleted: unreferenced blobs, and what it reclaimed from ``ingest/``."""
+
+    blobs: int
+    blob_bytes: int
+    ingest: Reclaimed
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,8 @@ class Store:
                     if not self._index_path.exists():
                         atomic_write(self._index_path, canonical_json(Index().wire()))
         except OSError as e:
+            if is_disk_full(e):
+                raise disk_full(e, self.root) from None
             raise StoreError(f"cannot use the store at {self.root}: {e.strerror or e}") from e
 
     # -- index -----------------------------------------------------------------------------
@@ -85,7 +96,8 @@ class Store:
         with file_lock(self._locks / "index.lock"):
             index = self.read_index()
             change(index)
-            atomic_write(self._index_path, canonical_json(index.wire()))
+            with raising_disk_full(self.root):
+                atomic_write(self._index_path, canonical_json(index.wire()))
 
     def tag(self, ref: Reference, manifest: Descriptor) -> None:
         """Point ``ref`` at a manifest already in the store (replacing what it named before)."""
@@ -174,8 +186,12 @@ class Store:
 
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Hold while writing blobs that a tag will reference: prune waits for it."""
+        """Hold while writing blobs that a tag will reference: prune waits for it.
+
+        Starting also reclaims the temp files of builds and pulls that were killed, so a
+        killed build costs no space after the next one."""
         with file_lock(self._locks / "gc.lock", shared=True):
+            reclaim_temps(self.root)
             yield
 
     def referenced(self) -> set[str]:
@@ -191,7 +207,14 @@ class Store:
         return digests
 
     def prune(self) -> tuple[int, int]:
-        """Delete blobs no tagged manifest references; returns (count, bytes freed)."""
+        """Delete blobs no tagged manifest references; returns (count, bytes freed), the
+        bytes including what :meth:`collect` reclaimed from ``ingest/``."""
+        pruned = self.collect()
+        return pruned.blobs, pruned.blob_bytes + pruned.ingest.freed
+
+    def collect(self, *, ingest: bool = False) -> Pruned:
+        """Delete unreferenced blobs, abandoned temp files and stale partial downloads
+        (every partial no pull is writing, with ``ingest``); see :mod:`ocillm.store.ingest`."""
         with file_lock(self._locks / "gc.lock"):
             keep = self.referenced()
             count = freed = 0
@@ -199,15 +222,7 @@ class Store:
                 if digest not in keep:
                     freed += self.blobs.remove(digest)
                     count += 1
-            cutoff = time.time() - STALE_TEMP_SECONDS
-            for tmp in self.blobs.ingest.glob("tmp-*"):
-                try:
-                    if tmp.stat().st_mtime < cutoff:
-                        freed += tmp.stat().st_size
-                        tmp.unlink()
-                except FileNotFoundError:
-                    pass
-            return count, freed
+            return Pruned(count, freed, reclaim_ingest(self.root, everything=ingest))
 
     def remove(self, ref: Reference) -> int:
         """Untag ``ref``; delete the blobs it alone used unless a build or pull is running."""
