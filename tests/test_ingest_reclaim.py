@@ -282,3 +282,50 @@ def test_plain_prune_removes_a_partial_untouched_for_a_day(
     assert out.returncode == 0, out.stderr
     assert not partial_files(store, weight)
     assert "removed 1 partial download" in out.stdout
+
+
+RACING_WRITER = """
+import os, sys
+from pathlib import Path
+from ocillm.store import Store
+
+store = Store.open(Path(sys.argv[1]))
+for i in range(int(sys.argv[2])):
+    data = os.urandom(64) + str(i).encode()
+    assert store.blobs.read_bytes(store.blobs.put_bytes(data)) == data
+"""
+
+SWEEPER = """
+import select, sys
+from pathlib import Path
+from ocillm.store.ingest import reclaim_temps
+
+print("ready", flush=True)
+sweeps = 0
+while not select.select([sys.stdin], [], [], 0)[0]:
+    reclaim_temps(Path(sys.argv[1]))
+    sweeps += 1
+print(sweeps)
+"""
+
+
+def test_writers_racing_a_sweeper_lose_nothing(ocillm_home: Path, helpers: list[Helper]) -> None:
+    models = ocillm_home / "models"
+    Store.open(models)
+    sweeper = Helper(SWEEPER, str(models))
+    helpers.append(sweeper)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACING_WRITER, str(models), "300"],
+            env=env_with_repo(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for w in writers:
+        _, err = w.communicate(timeout=300)
+        assert w.returncode == 0, err  # no temp file vanished under its writer
+    assert int(sweeper.finish()) > 0
+    assert temps(models) == [] and not list((models / "locks").glob("tmp-*"))
+    assert len(Store.open(models).blobs.digests()) == 600

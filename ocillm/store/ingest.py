@@ -133,21 +133,30 @@ def reclaim_ingest(root: Path, *, everything: bool = False, now: float | None = 
         if match:
             partials.setdefault(match.group(1), []).append(path)
     for hex_, paths in sorted(partials.items()):
-        with file_lock(root / "locks" / f"blob-{hex_}.lock", blocking=False) as free:
-            if not free:
-                result.busy.extend(paths)  # a pull is writing it (or waiting to)
-                continue
-            size, newest = _size_and_mtime(paths)
-            done = (root / "blobs" / "sha256" / hex_).is_file()
-            if everything or done or now - newest > STALE_PARTIAL_SECONDS:
-                for p in paths:
-                    p.unlink(missing_ok=True)
-                result.partials += 1
-                result.partial_bytes += size
-            else:
-                result.kept_partials += 1
-                result.kept_partial_bytes += size
+        try:
+            _reclaim_partial(root, hex_, paths, everything, now, result)
+        except OSError:
+            result.busy.extend(paths)  # e.g. no room even for its lock file: left for next time
     return result
+
+
+def _reclaim_partial(
+    root: Path, hex_: str, paths: list[Path], everything: bool, now: float, result: Reclaimed
+) -> None:
+    with file_lock(root / "locks" / f"blob-{hex_}.lock", blocking=False) as free:
+        if not free:
+            result.busy.extend(paths)  # a pull is writing it (or waiting to)
+            return
+        size, newest = _size_and_mtime(paths)
+        done = (root / "blobs" / "sha256" / hex_).is_file()
+        if everything or done or now - newest > STALE_PARTIAL_SECONDS:
+            for p in paths:
+                p.unlink(missing_ok=True)
+            result.partials += 1
+            result.partial_bytes += size
+        else:
+            result.kept_partials += 1
+            result.kept_partial_bytes += size
 
 
 # -- one file at a time ---------------------------------------------------------------------------
