@@ -90,7 +90,7 @@ def quantize_blob(store: Store, model: Piece, target_name: str, report: Reporter
     worker.start()
     worker.join()
     if not result or result[0] != 0 or not tmp.exists():
-        tmp.unlink(missing_ok=True)
+        store.blobs.discard(tmp)  # also drops the temp file's claim (a lock held open)
         raise BuildError(f"llama.cpp failed to quantize the model to {target}")
     digest = store.blobs.commit(tmp)
     memo[key] = digest
