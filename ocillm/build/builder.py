@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ocillm.build.draft import draft_warning
+from ocillm.convert import ConvertError, is_checkpoint, is_lora
 from ocillm.errors import BuildError, ModelfileError, NotFound, TemplateError
 from ocillm.gguf import is_gguf, read_gguf_info
 from ocillm.image import MODELPACK, ImageContent, Piece, Role, open_image, write_manifest
@@ -142,6 +143,7 @@ class _Compiler:
         self.commands = commands
         self.report = report
         self.pull_base = pull_base
+        self.converted_params: dict[str, Any] = {}  # stop tokens of a converted checkpoint
 
     def error(self, instruction: str, value: str, message: str) -> ModelfileError:
         for c in self.commands:
@@ -175,7 +177,8 @@ class _Compiler:
             pieces[:] = [p for p in pieces if p.role is not role] + new
 
         if m.adapters:
-            replace(Role.ADAPTER, [a for v in m.adapters for a in self.adapter(v)])
+            base = next(p for p in pieces if p.role is Role.MODEL)
+            replace(Role.ADAPTER, [a for v in m.adapters for a in self.adapter(v, base)])
         if m.draft:
             path = resolve_path(m.draft, self.context)
             if any(resolve_path(v, self.context) == path for v in m.froms):
@@ -192,8 +195,8 @@ class _Compiler:
             replace(Role.TEMPLATE, [self.text(Role.TEMPLATE, m.template)])
         if m.system is not None:
             replace(Role.SYSTEM, [self.text(Role.SYSTEM, m.system)])
-        params = {**base_params, **m.parameters}
-        if m.parameters:
+        params = {**base_params, **self.converted_params, **m.parameters}
+        if m.parameters or self.converted_params:
             body = json.dumps(params, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
             replace(Role.PARAMS, [self.text(Role.PARAMS, body)])
         if m.messages:
@@ -242,13 +245,8 @@ class _Compiler:
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if p.suffix == ".gguf" and p.is_file())
             if not files:
-                if any(path.glob("*.safetensors")):
-                    raise self.error(
-                        instruction,
-                        value,
-                        f"{path}: safetensors models are not supported; convert to GGUF first "
-                        "(llama.cpp's convert_hf_to_gguf.py)",
-                    )
+                if is_checkpoint(path):
+                    return [self.convert(instruction, value, path, role)]
                 raise self.error(instruction, value, f"{path}: no .gguf file in this directory")
         else:
             files = [path]
@@ -291,13 +289,32 @@ class _Compiler:
         actual = Role.PROJECTOR if role is Role.MODEL and _is_projector(path) else role
         return [Piece(actual, digest, size)]
 
-    def adapter(self, value: str) -> list[Piece]:
+    def adapter(self, value: str, base: Piece) -> list[Piece]:
         path = resolve_path(value, self.context)
         if not path.exists() and blob_digest(value):
             return self.stored_weights("adapter", value, Role.ADAPTER)
         if not path.exists():
             raise self.error("adapter", value, f"ADAPTER {value}: no such file ({path})")
+        if is_lora(path):
+            return [self.convert("adapter", value, path, Role.ADAPTER, base)]
         return self.weights("adapter", value, path, Role.ADAPTER)
+
+    def convert(
+        self, instruction: str, value: str, path: Path, role: Role, base: Piece | None = None
+    ) -> Piece:
+        """A Hugging Face checkpoint (or, with ``base``, a PEFT LoRA for it) -> a GGUF blob."""
+        from ocillm.build.convert import convert_adapter_dir, convert_model_dir
+
+        keyword = "FROM" if instruction == "model" else instruction.upper()
+        try:
+            if base is not None:
+                return convert_adapter_dir(self.store, path, base, self.report)
+            piece, converted = convert_model_dir(self.store, path, role, self.report)
+        except ConvertError as e:
+            raise self.error(instruction, value, f"{keyword} {value}: {e}") from None
+        if role is Role.MODEL and converted.stop:
+            self.converted_params["stop"] = converted.stop
+        return piece
 
     def text(self, role: Role, body: str) -> Piece:
         data = body.encode("utf-8")
