@@ -123,6 +123,10 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     source_date_epoch: int | None = None
     """``SOURCE_DATE_EPOCH``: builds stamp this time; None: images carry no timestamp."""
+    read_only: bool = False
+    """``OCILLM_READ_ONLY`` / ``serve --read-only``: serve the store without writing there."""
+    extra_models: tuple[Path, ...] = ()
+    """More read-only stores served beside ``models`` (``serve --models`` given again)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -168,4 +172,5 @@ class Settings:
             docker_config=docker_dir / "config.json",
             api_key=e.get("OCILLM_API_KEY") or None,
             source_date_epoch=_epoch(e),
+            read_only=parse_bool(e.get("OCILLM_READ_ONLY")),
         )

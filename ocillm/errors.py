@@ -95,6 +95,18 @@ class StoreError(OcillmError):
     """The local store is inconsistent or cannot be written."""
 
 
+class ReadOnlyStore(StoreError):
+    """A write to a store opened read-only (``serve --read-only``)."""
+
+    http_status = 403
+
+    def __init__(self, root: object) -> None:
+        self.root = root
+        super().__init__(
+            f"the store at {root} is read-only (serve --read-only): nothing is written there"
+        )
+
+
 class DiskFull(StoreError):
     """A write that found no space left (or the quota used up) on the store's filesystem.
 

@@ -49,6 +49,14 @@ def build(
     json_out: bool = typer.Option(False, "--json", help="Print NDJSON progress events."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image digest."),
     push: bool = typer.Option(False, "--push", help="Push every tag to its registry after."),
+    modelcar: bool = typer.Option(
+        False,
+        "--modelcar",
+        help="Also a runnable image with the files under /models/, both in one index.",
+    ),
+    platform: list[str] = typer.Option(
+        [], "--platform", metavar="OS/ARCH", help="Modelcar platforms (default amd64 and arm64)."
+    ),
     plain_http: bool = typer.Option(False, "--plain-http", help="Registries over plain HTTP."),
     ca_file: Path | None = typer.Option(
         None, "--ca-file", metavar="PEM", help="PEM bundle for registry TLS."
@@ -63,6 +71,10 @@ def build(
         raise UsageError("name the image with -t REF (for example -t my-model:1.0)")
     if fmt not in WRITABLE_FORMATS:
         raise UsageError(f"--format {fmt!r}: expected one of {', '.join(WRITABLE_FORMATS)}")
+    if modelcar and fmt != "modelpack":
+        raise UsageError("--modelcar needs --format modelpack (it links a ModelPack artifact)")
+    if platform and not modelcar:
+        raise UsageError("--platform applies to --modelcar only")
     cfg = cli_settings(ctx)
     store = open_store(ctx)
     refs = [store.parse(t) for t in tag]
@@ -90,6 +102,20 @@ def build(
             pull_base=pull_base,
             source_date_epoch=cfg.source_date_epoch,
         )
+        if modelcar:
+            from ocillm.image.modelcar import DEFAULT_PLATFORMS, write_modelcar
+
+            car = write_modelcar(
+                store,
+                result.descriptor,
+                refs,
+                platforms=platform or DEFAULT_PLATFORMS,
+                source_date_epoch=cfg.source_date_epoch,
+                report=report,
+            )
+            for r in refs:
+                store.tag(r, car.index)
+            result.descriptor = car.index
         pushed = []
         if push:
             from ocillm.cli.registry_cmd import transfer_options
@@ -105,7 +131,7 @@ def build(
     elif mode is Mode.QUIET:
         typer.echo(digest)
     else:
-        typer.echo(f"Built {digest} ({fmt})")
+        typer.echo(f"Built {digest} ({fmt}{' + modelcar index' if modelcar else ''})")
         for r in refs:
             typer.echo(f"Tagged {store.display(r)}")
     for p in pushed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,6 +13,7 @@ from ocillm.cli.common import cli_settings, open_store
 from ocillm.cli.output import Mode, emit_json, mode_of, print_retry, reporter, stderr
 from ocillm.errors import UsageError
 from ocillm.image import WRITABLE_FORMATS
+from ocillm.oci.reference import Reference
 
 if TYPE_CHECKING:  # the transport (oras, requests) loads only when a command needs it
     from ocillm.config import Settings
@@ -110,6 +111,11 @@ def push(
     chunk_size: str | None = typer.Option(
         None, "--chunk-size", metavar="SIZE", help="Upload in PATCH chunks of this size (e.g. 16M)."
     ),
+    modelcar: bool = typer.Option(
+        False,
+        "--modelcar",
+        help="Push an index of the ModelPack artifact and a runnable image (files in /models/).",
+    ),
     concurrency: int = _CONCURRENCY,
     plain_http: bool = _PLAIN,
     ca_file: Path | None = _CA,
@@ -127,6 +133,8 @@ def push(
     options = transfer_options(cli_settings(ctx), concurrency, plain_http, ca_file, chunk_size)
     mode = mode_of(json_out, quiet)
     with reporter(mode) as report:
+        if modelcar:
+            _add_modelcar(ctx, source, dest, fmt, report)
         result = do_push(source, store, target=dest, fmt=fmt, options=options, report=report)
     if mode is Mode.QUIET:
         typer.echo(result.digest)
@@ -138,6 +146,27 @@ def push(
                 style="yellow",
             )
         typer.echo(f"Pushed {result.reference} {result.digest} ({result.format})")
+
+
+def _add_modelcar(
+    ctx: typer.Context, source: Reference, dest: Reference | None, fmt: str | None, report: Any
+) -> None:
+    """Point ``source`` at a modelcar index of its ModelPack image (unless it already is one)."""
+    from ocillm.image.modelcar import write_modelcar
+    from ocillm.oci import mediatypes as mt
+
+    if fmt not in (None, "modelpack"):
+        raise UsageError("--modelcar needs the modelpack format")
+    store = open_store(ctx)
+    desc = store.resolve(source)
+    if desc.media_type in mt.INDEX_TYPES:
+        return
+    names = [source] if dest is None else [dest]
+    car = write_modelcar(
+        store, desc, names, source_date_epoch=cli_settings(ctx).source_date_epoch, report=report
+    )
+    store.tag(source, car.index)
+    stderr.print(f"{store.display(source)} now names the modelcar index {car.index.digest}")
 
 
 @app.command()

@@ -20,18 +20,38 @@ from ocillm.errors import OcillmError, UsageError
 
 
 @app.command()
-def serve(ctx: typer.Context) -> None:
+def serve(
+    ctx: typer.Context,
+    read_only: bool = typer.Option(
+        False,
+        "--read-only",
+        help="Never write to the store (an image volume, a shared PVC); writes answer 403.",
+    ),
+    models: list[Path] = typer.Option(
+        [],
+        "--models",
+        metavar="DIR",
+        help="Store to serve instead of OCILLM_MODELS; repeat to serve several (read-only).",
+    ),
+) -> None:
     """Start the daemon: the Ollama API on OCILLM_HOST (default 127.0.0.1:11434).
 
     Variables: OCILLM_HOST, OCILLM_ORIGINS, OCILLM_KEEP_ALIVE, OCILLM_MAX_QUEUE,
     OCILLM_NUM_PARALLEL, OCILLM_MAX_LOADED_MODELS, OCILLM_LOAD_TIMEOUT, OCILLM_CONTEXT_LENGTH,
     OCILLM_SCHED_SPREAD, OCILLM_GPU_OVERHEAD, OCILLM_RUNNER_UNIX_SOCKET, OCILLM_API_KEY,
-    OCILLM_MODELS. SIGINT/SIGTERM stop it and unload every model.
+    OCILLM_MODELS, OCILLM_READ_ONLY. SIGINT/SIGTERM stop it and unload every model.
     """
     require_serve_extra("ocillm serve")
+    from dataclasses import replace
+
     from ocillm.server.app import serve as run_server
 
-    run_server(cli_settings(ctx))
+    cfg = cli_settings(ctx)
+    if models:
+        cfg = replace(cfg, models=models[0], extra_models=tuple(models[1:]))
+    if read_only:
+        cfg = replace(cfg, read_only=True)
+    run_server(cfg)
 
 
 # --- ps, stop -----------------------------------------------------------------------------------

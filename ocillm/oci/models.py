@@ -22,6 +22,7 @@ class Descriptor(BaseModel):
     artifact_type: str | None = Field(default=None, alias="artifactType")
     urls: list[str] | None = None
     data: str | None = None
+    platform: dict[str, str] | None = None  # index entries of runnable images (os, architecture)
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)

@@ -103,8 +103,14 @@ def _manifest(client: RegistryClient, ref: Reference, target: str) -> tuple[byte
 
 
 def _pick(client: RegistryClient, raw: bytes) -> str:
-    """The first image manifest of an index (model images carry no platform variants)."""
+    """The ModelPack artifact of an index (a modelcar's index links it with runnable images),
+    else its first image manifest (model images carry no platform variants)."""
     entries = json.loads(raw).get("manifests") or []
+    for entry in entries:
+        if entry.get("artifactType") == mt.MODELPACK_ARTIFACT and is_digest(
+            str(entry.get("digest"))
+        ):
+            return str(entry["digest"])
     for entry in entries:
         if entry.get("mediaType") in mt.MANIFEST_TYPES and is_digest(str(entry.get("digest"))):
             return str(entry["digest"])

@@ -17,7 +17,7 @@ from ocillm.image import detect_format, read_content, write_manifest
 from ocillm.image.formats import parse_config
 from ocillm.oci import mediatypes as mt
 from ocillm.oci.digest import sha256_digest
-from ocillm.oci.models import Descriptor, Manifest
+from ocillm.oci.models import Descriptor, Index, Manifest
 from ocillm.oci.reference import Reference
 from ocillm.progress import Reporter, silent
 from ocillm.registry.auth import repository_scope
@@ -79,8 +79,17 @@ def _push(
             f"converted {current} to {fmt}: manifest {converted.digest} (was {desc.digest})"
         )
         current = fmt
+    # An index (a modelcar's) goes with every entry: their blobs, then each manifest by digest.
+    children: list[tuple[str, bytes, str]] = []
+    manifests = [manifest]
+    if media in mt.INDEX_TYPES:
+        manifests = []
+        for entry in Index.model_validate_json(raw).manifests:
+            child = store.blobs.read_bytes(entry.digest)
+            children.append((entry.digest, child, entry.media_type))
+            manifests.append(Manifest.from_bytes(child))
     blobs: dict[str, Descriptor] = {}
-    for blob in (manifest.config, *manifest.layers):
+    for blob in (b for m in manifests for b in (m.config, *m.layers)):
         if not store.blobs.has(blob.digest):
             raise NotFound(f"{store.display(ref)}: blob {blob.digest} is missing from the store")
         blobs.setdefault(blob.digest, blob)
@@ -104,6 +113,8 @@ def _push(
     with ThreadPoolExecutor(workers, thread_name_prefix="ocillm-push") as pool:
         for future in [pool.submit(one, b) for b in blobs.values()]:
             future.result()
+    for child_digest, child, child_media in children:
+        client.put_manifest(child_digest, child, child_media)
     progress.event("pushing manifest")
     digest = sha256_digest(raw)
     returned = client.put_manifest(dest.target, raw, media)

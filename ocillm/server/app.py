@@ -28,9 +28,9 @@ from ocillm.server.errors import (
 )
 from ocillm.server.middleware import Guard, is_loopback_bind
 from ocillm.server.models import ModelCatalog
+from ocillm.server.readonly import RefuseWrites, is_read_only, open_served_store, refusal
 from ocillm.server.routes.ollama import router
 from ocillm.server.routes.openai import router as openai_router
-from ocillm.store import Store
 
 log = logging.getLogger("ocillm.server")
 
@@ -48,11 +48,13 @@ def create_app(
         unix_socket=cfg.runner_unix_socket, spare=cfg.runner_spare
     )
 
+    read_only = is_read_only(cfg)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         scheduler = Scheduler.from_settings(cfg, disc, runners)
         await runners.prestart()
-        store = Store.open(cfg.models, default_registry=cfg.default_registry)
+        store = open_served_store(cfg, read_only)
         app.state.ctx = ServerContext(
             settings=cfg,
             store=store,
@@ -77,6 +79,8 @@ def create_app(
     app.include_router(router)
     app.include_router(openai_router)
     _handlers(app)
+    if read_only:
+        app.add_middleware(RefuseWrites, message=refusal(cfg))
     address = parse_host(cfg.host)
     app.add_middleware(
         Guard,
@@ -140,6 +144,8 @@ def serve(settings: Settings | None = None) -> None:
         lifespan="on",
     )
     log.info("ocillm %s listening on %s (models in %s)", __version__, address.url, cfg.models)
+    if is_read_only(cfg):
+        log.info("the store is read-only: pull, create, copy, push and delete answer 403")
 
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ocillm.errors import NotFound, StoreError
+from ocillm.errors import NotFound, ReadOnlyStore, StoreError
 from ocillm.oci import mediatypes as mt
 from ocillm.oci.models import Descriptor, Index, Manifest, canonical_json
 from ocillm.oci.reference import DEFAULT_REGISTRY, Reference
@@ -45,19 +45,35 @@ class ImageRecord:
 
 class Store:
     """The store at ``root``. ``default_registry`` is the one its short names mean (from
-    ``Settings.default_registry``): the index holds full names, messages show short ones."""
+    ``Settings.default_registry``): the index holds full names, messages show short ones.
 
-    def __init__(self, root: Path, *, default_registry: str = DEFAULT_REGISTRY) -> None:
+    ``read_only`` (``serve --read-only``: an image volume, a shared PVC): nothing under ``root``
+    is ever created or written, not even a lock; every write raises :class:`ReadOnlyStore`."""
+
+    def __init__(
+        self, root: Path, *, default_registry: str = DEFAULT_REGISTRY, read_only: bool = False
+    ) -> None:
         self.root = root
         self.default_registry = default_registry
+        self.read_only = read_only
         self.blobs = BlobStore(root)
         self._index_path = root / "index.json"
         self._locks = root / "locks"
-        self._ensure_layout()
+        if read_only:
+            if not self._index_path.is_file():
+                raise StoreError(f"{root} is not an OCI image layout (no index.json)")
+        else:
+            self._ensure_layout()
 
     @classmethod
-    def open(cls, root: Path, *, default_registry: str = DEFAULT_REGISTRY) -> Store:
-        return cls(root, default_registry=default_registry)
+    def open(
+        cls, root: Path, *, default_registry: str = DEFAULT_REGISTRY, read_only: bool = False
+    ) -> Store:
+        return cls(root, default_registry=default_registry, read_only=read_only)
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise ReadOnlyStore(self.root)
 
     def parse(self, text: str) -> Reference:
         """``text`` as a reference, short names on this store's default registry."""
@@ -93,6 +109,7 @@ class Store:
             raise StoreError(f"{self._index_path} is not a valid OCI index: {e}") from e
 
     def _update_index(self, change: Callable[[Index], None]) -> None:
+        self._writable()
         with file_lock(self._locks / "index.lock"):
             index = self.read_index()
             change(index)
@@ -166,13 +183,35 @@ class Store:
         raise NotFound(f"model '{self.display(ref)}' not found")
 
     def manifest(self, desc: Descriptor) -> Manifest:
+        """The image manifest ``desc`` names; for an image index (a modelcar's), the model's
+        entry: the ModelPack artifact, else the first image manifest."""
         data = self.blobs.read_bytes(desc.digest)
         try:
+            if desc.media_type in mt.INDEX_TYPES:
+                return self.manifest(_model_entry(Index.model_validate_json(data), desc))
             return Manifest.from_bytes(data)
         except ValueError as e:
             raise StoreError(f"manifest {desc.digest} is not valid: {e}") from e
 
+    def closure(self, desc: Descriptor) -> set[str]:
+        """Every digest ``desc`` needs: itself, an index's entries, each manifest's config and
+        layers (what prune keeps, and what ``rm`` may delete)."""
+        digests = {desc.digest}
+        try:
+            data = self.blobs.read_bytes(desc.digest)
+            if desc.media_type in mt.INDEX_TYPES:
+                for entry in Index.model_validate_json(data).manifests:
+                    digests |= self.closure(entry)
+                return digests
+            manifest = Manifest.from_bytes(data)
+        except (NotFound, StoreError, ValueError):
+            return digests
+        digests.add(manifest.config.digest)
+        digests.update(layer.digest for layer in manifest.layers)
+        return digests
+
     def put_manifest(self, manifest: Manifest) -> Descriptor:
+        self._writable()
         data = manifest.to_bytes()
         digest = self.blobs.put_bytes(data)
         return Descriptor(
@@ -190,6 +229,7 @@ class Store:
 
         Starting also reclaims the temp files of builds and pulls that were killed, so a
         killed build costs no space after the next one."""
+        self._writable()
         with file_lock(self._locks / "gc.lock", shared=True):
             reclaim_temps(self.root)
             yield
@@ -197,13 +237,7 @@ class Store:
     def referenced(self) -> set[str]:
         digests: set[str] = set()
         for m in self.read_index().manifests:
-            digests.add(m.digest)
-            try:
-                manifest = self.manifest(m)
-            except (NotFound, StoreError):
-                continue
-            digests.add(manifest.config.digest)
-            digests.update(layer.digest for layer in manifest.layers)
+            digests |= self.closure(m)
         return digests
 
     def prune(self) -> tuple[int, int]:
@@ -215,6 +249,7 @@ class Store:
     def collect(self, *, ingest: bool = False) -> Pruned:
         """Delete unreferenced blobs, abandoned temp files and stale partial downloads
         (every partial no pull is writing, with ``ingest``); see :mod:`ocillm.store.ingest`."""
+        self._writable()
         with file_lock(self._locks / "gc.lock"):
             keep = self.referenced()
             count = freed = 0
@@ -231,13 +266,18 @@ class Store:
             if not locked:
                 return 0  # left for `ocillm prune`
             keep = self.referenced()
-            try:
-                manifest = self.manifest(desc)
-                candidates = {desc.digest, manifest.config.digest}
-                candidates.update(layer.digest for layer in manifest.layers)
-            except (NotFound, StoreError):
-                candidates = {desc.digest}
+            candidates = self.closure(desc)
             return sum(self.blobs.remove(d) for d in candidates - keep)
+
+
+def _model_entry(index: Index, desc: Descriptor) -> Descriptor:
+    for entry in index.manifests:
+        if entry.artifact_type == mt.MODELPACK_ARTIFACT:
+            return entry
+    for entry in index.manifests:
+        if entry.media_type in mt.MANIFEST_TYPES:
+            return entry
+    raise StoreError(f"image index {desc.digest} lists no image manifest")
 
 
 def _modified(desc: Descriptor) -> datetime:
