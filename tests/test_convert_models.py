@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +257,13 @@ def test_folder_without_config_json_is_a_one_line_error(tmp_path: Path, llama_di
         if (store.root / "ingest").exists()
         else True
     )
+
+
+def test_sentencepiece_checkpoint_without_the_convert_extra_names_it(
+    tmp_path: Path, gemma_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "sentencepiece", None)  # as if not installed
+    with pytest.raises(ModelfileError) as e:
+        build(Store(tmp_path / "store"), gemma_dir)
+    assert "\n" not in str(e.value)
+    assert "pip install 'ocillm[convert]'" in str(e.value)

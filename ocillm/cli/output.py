@@ -100,6 +100,11 @@ def print_retry(notice: object) -> None:
     print(str(notice), file=sys.stderr, flush=True)
 
 
+def print_warning(line: str) -> None:
+    """A warning the command goes on after (a trust policy in ``warn`` mode), one stderr line."""
+    print(f"warning: {line}", file=sys.stderr, flush=True)
+
+
 def human_bytes(n: int) -> str:
     """Ollama's format.HumanBytes (decimal units)."""
     for limit, unit in ((1000**4, "TB"), (1000**3, "GB"), (1000**2, "MB"), (1000, "KB")):

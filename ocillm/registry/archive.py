@@ -56,6 +56,7 @@ def save(
             )
         )
         saved.append((ref, desc.digest))
+        entries.extend(_referrers(store, desc.digest, digests))
     index = canonical_json(Index(manifests=entries).wire())
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
@@ -80,6 +81,21 @@ def save(
         raise
     report(Event("success"))
     return saved
+
+
+def _referrers(store: Store, subject: str, digests: dict[str, int]) -> list[Descriptor]:
+    """The store's referrers of ``subject`` (signatures, SBOMs) as untagged index entries, their
+    blobs added to ``digests``: an air-gapped site verifies what it loads with no network."""
+    from ocillm.trust.local import referrers
+
+    entries: list[Descriptor] = []
+    for found in referrers(store, subject):
+        for blob in (found.manifest.config, *found.manifest.layers):
+            digests.setdefault(blob.digest, blob.size)
+        digests.setdefault(found.descriptor.digest, found.descriptor.size)
+        if all(e.digest != found.descriptor.digest for e in entries):
+            entries.append(found.descriptor)
+    return entries
 
 
 def load(archive: Path, store: Store, *, report: Reporter = silent) -> list[tuple[Reference, str]]:
@@ -121,6 +137,7 @@ def _tag(store: Store, archive: Path, index_bytes: bytes) -> list[tuple[Referenc
     for entry in index.manifests:
         name = entry.annotation(mt.ANN_REF_NAME)
         if not name:
+            _keep_referrer(store, archive, entry)
             continue
         ref = store.parse(name)
         if not store.blobs.has(entry.digest):
@@ -132,6 +149,20 @@ def _tag(store: Store, archive: Path, index_bytes: bytes) -> list[tuple[Referenc
         store.tag(ref, entry.model_copy(update={"annotations": None}))
         loaded.append((ref, entry.digest))
     return loaded
+
+
+def _keep_referrer(store: Store, archive: Path, entry: Descriptor) -> None:
+    """An untagged entry ``save`` wrote for a referrer: kept once its blobs are all here."""
+    from ocillm.trust.artifacts import ANN_SUBJECT
+
+    subject = entry.annotation(ANN_SUBJECT)
+    if not subject or not store.blobs.has(entry.digest):
+        return
+    manifest = Manifest.from_bytes(store.blobs.read_bytes(entry.digest))
+    for blob in (manifest.config, *manifest.layers):
+        if not store.blobs.has(blob.digest):
+            raise StoreError(f"{archive}: referrer {entry.digest}: blob {blob.digest} is missing")
+    store.add_untagged(entry.model_copy(update={"annotations": {ANN_SUBJECT: subject}}))
 
 
 def _chunks(source: IO[bytes]) -> Iterator[bytes]:

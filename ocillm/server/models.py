@@ -7,7 +7,9 @@ share a runner.
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from ocillm.scheduler import LoadOptions, LoadRequest
 from ocillm.server.errors import ApiError
 from ocillm.store import Store
 from ocillm.template import DEFAULT_TEMPLATE
+
+log = logging.getLogger("ocillm.server")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ServedModel:
     view: ImageView
     info: GGUFInfo
     capabilities: list[str]
+    admit: Callable[[], None] | None = None  # the trust policy, checked before every load
 
     @property
     def full_name(self) -> str:
@@ -72,6 +77,8 @@ class ServedModel:
     def load_request(
         self, options: LoadOptions, *, keep_alive: float | None, priority: int
     ) -> LoadRequest:
+        if self.admit is not None:
+            self.admit()
         return LoadRequest(
             model_path=self.view.model_path,
             name=self.display_name,
@@ -100,8 +107,9 @@ class ServedModel:
 class ModelCatalog:
     """Opens images by name for the API; caches GGUF facts and details by digest."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, policy: Path | None = None) -> None:
         self.store = store
+        self.policy = policy  # the trust policy file; None: no check
         self._info: dict[Path, GGUFInfo] = {}
         self._details: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
@@ -126,10 +134,27 @@ class ModelCatalog:
             raise ApiError(404, f"model '{name}' not found") from None
         info = self.info(view.model_path)
         caps = capabilities(view, info)
-        model = ServedModel(name, ref, view, info, caps)
+        model = ServedModel(name, ref, view, info, caps, self._admission(ref, view.digest))
         with self._lock:
             self._details[view.digest] = model.details()
         return model
+
+    def _admission(self, ref: Reference, digest: str) -> Callable[[], None] | None:
+        """The policy check of the store's copy, so an image copied in by other means than
+        ``pull`` is checked too: 403 when enforced and unsigned, a log line when warned."""
+        policy = self.policy
+        if policy is None:
+            return None
+
+        def admit() -> None:
+            from ocillm.trust.admit import check_local
+
+            try:
+                check_local(policy, self.store, ref, digest, log.warning)
+            except OcillmError as e:
+                raise ApiError(403, str(e)) from None
+
+        return admit
 
     def details_of(self, digest: str) -> dict[str, Any]:
         """The details of a manifest served before (what ``/api/ps`` shows)."""
