@@ -213,7 +213,8 @@ def _third_party_imports() -> set[str]:
 
 def test_every_imported_package_is_declared_and_every_declared_one_imported() -> None:
     project = _pyproject()["project"]
-    declared = _names(project["dependencies"]) | _names(project["optional-dependencies"]["serve"])
+    extras = project["optional-dependencies"]
+    declared = _names(project["dependencies"]) | _names(extras["serve"]) | _names(extras["convert"])
     by_module = importlib.metadata.packages_distributions()
     imported = {_canonical(by_module[m][0]) for m in _third_party_imports()}
     assert imported - declared == set(), "imported but not declared"
