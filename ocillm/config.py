@@ -101,6 +101,8 @@ class Settings:
     origins: tuple[str, ...] = ()
     keep_alive: str = "5m"
     max_queue: int = 512
+    max_request_bytes: int = 64 << 20
+    """``OCILLM_MAX_REQUEST_BYTES``: a larger request body gets 413 (``0``: no limit)."""
     num_parallel: int = 1
     max_loaded_models: int = 0
     load_timeout: str = "5m"
@@ -123,10 +125,24 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     source_date_epoch: int | None = None
     """``SOURCE_DATE_EPOCH``: builds stamp this time; None: images carry no timestamp."""
+    registry_write: bool = False
+    """``OCILLM_REGISTRY_WRITE``: the daemon's ``/v2/`` accepts pushes (off: read only)."""
+    mirror_of: str | None = None
+    """``OCILLM_MIRROR_OF`` / ``serve --mirror-of``: the upstream the daemon's ``/v2/`` caches."""
+    registry_mirrors: str = ""
+    """``OCILLM_REGISTRY_MIRRORS``: ``origin=mirror-url,...`` tried in order before the origin."""
+    ollama_models: Path | None = None
+    """``OLLAMA_MODELS``, else ``~/.ollama/models``: the Ollama store import/export use."""
     read_only: bool = False
     """``OCILLM_READ_ONLY`` / ``serve --read-only``: serve the store without writing there."""
     extra_models: tuple[Path, ...] = ()
     """More read-only stores served beside ``models`` (``serve --models`` given again)."""
+    policy: Path | None = None
+    """The trust policy file (``OCILLM_POLICY``); None: ``$OCILLM_HOME/policy.json``."""
+
+    @property
+    def policy_file(self) -> Path:
+        return self.policy or self.home / "policy.json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +170,7 @@ class Settings:
             origins=_list("OCILLM_ORIGINS"),
             keep_alive=e.get("OCILLM_KEEP_ALIVE", "").strip() or "5m",
             max_queue=_int(e, "OCILLM_MAX_QUEUE", 512),
+            max_request_bytes=_int(e, "OCILLM_MAX_REQUEST_BYTES", 64 << 20),
             num_parallel=_int(e, "OCILLM_NUM_PARALLEL", 1),
             max_loaded_models=_int(e, "OCILLM_MAX_LOADED_MODELS", 0),
             load_timeout=e.get("OCILLM_LOAD_TIMEOUT", "").strip() or "5m",
@@ -173,4 +190,5 @@ class Settings:
             api_key=e.get("OCILLM_API_KEY") or None,
             source_date_epoch=_epoch(e),
             read_only=parse_bool(e.get("OCILLM_READ_ONLY")),
+            policy=Path(e["OCILLM_POLICY"]).expanduser() if e.get("OCILLM_POLICY") else None,
         )

@@ -9,7 +9,7 @@ import typer
 from ocillm.cli.app import app
 from ocillm.cli.common import cli_settings, open_store, parse_labels
 from ocillm.cli.extras import require_serve_extra
-from ocillm.cli.output import Mode, emit_json, mode_of, reporter, stderr
+from ocillm.cli.output import Mode, emit_json, mode_of, print_warning, reporter, stderr
 from ocillm.errors import UsageError
 from ocillm.image import WRITABLE_FORMATS
 from ocillm.oci.reference import Reference
@@ -61,6 +61,9 @@ def build(
     ca_file: Path | None = typer.Option(
         None, "--ca-file", metavar="PEM", help="PEM bundle for registry TLS."
     ),
+    policy: Path | None = typer.Option(
+        None, "--policy", metavar="FILE", help="Trust policy for a FROM pulled from a registry."
+    ),
 ) -> None:
     """Build an image from a Modelfile into the local store."""
     if quantize:
@@ -85,10 +88,13 @@ def build(
         def pull_base(base: Reference) -> None:
             # The registry transport (oras, requests) loads only when a build needs it.
             from ocillm.cli.registry_cmd import transfer_options
-            from ocillm.registry import pull as pull_image
+            from ocillm.trust.admit import pull_checked
 
             options = transfer_options(cfg, 4, plain_http, ca_file)
-            pull_image(base, store, options=options, report=report)
+            pull_checked(
+                base, store, policy_path=policy or cfg.policy_file, options=options,
+                report=report, warn=print_warning,
+            )  # fmt: skip
 
         result = build_image(
             modelfile,

@@ -10,7 +10,15 @@ import typer
 
 from ocillm.cli.app import app
 from ocillm.cli.common import cli_settings, open_store
-from ocillm.cli.output import Mode, emit_json, mode_of, print_retry, reporter, stderr
+from ocillm.cli.output import (
+    Mode,
+    emit_json,
+    mode_of,
+    print_retry,
+    print_warning,
+    reporter,
+    stderr,
+)
 from ocillm.errors import UsageError
 from ocillm.image import WRITABLE_FORMATS
 from ocillm.oci.reference import Reference
@@ -77,16 +85,26 @@ def pull(
     ca_file: Path | None = _CA,
     json_out: bool = _JSON,
     quiet: bool = _QUIET,
+    with_referrers: bool = typer.Option(
+        False, "--with-referrers", help="Also bring signatures, SBOMs and attached files."
+    ),
+    policy: Path | None = typer.Option(
+        None, "--policy", metavar="FILE", help="Trust policy (default $OCILLM_HOME/policy.json)."
+    ),
 ) -> None:
     """Pull an image from a registry into the local store (resumes an interrupted pull)."""
-    from ocillm.registry import pull as do_pull
+    from ocillm.trust.admit import pull_checked
 
     store = open_store(ctx)
     r = store.parse(reference)
-    options = transfer_options(cli_settings(ctx), concurrency, plain_http, ca_file)
+    cfg = cli_settings(ctx)
+    options = transfer_options(cfg, concurrency, plain_http, ca_file)
     mode = mode_of(json_out, quiet)
     with reporter(mode) as report:
-        result = do_pull(r, store, options=options, report=report)
+        result = pull_checked(
+            r, store, policy_path=policy or cfg.policy_file, options=options, report=report,
+            warn=print_warning, with_referrers=with_referrers,
+        )  # fmt: skip
     if mode is Mode.QUIET:
         typer.echo(result.digest)
     elif mode is Mode.HUMAN:

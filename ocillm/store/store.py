@@ -136,6 +136,22 @@ class Store:
 
         self._update_index(change)
 
+    def add_untagged(self, entry: Descriptor) -> None:
+        """Keep a manifest that no tag names (a signature, an SBOM) in ``index.json``, so
+        prune keeps it and tools reading the layout see it; once per digest."""
+        if not self.blobs.has(entry.digest):
+            raise StoreError(f"cannot keep manifest {entry.digest}: it is not in the store")
+
+        def change(index: Index) -> None:
+            if not any(
+                m.digest == entry.digest
+                for m in index.manifests
+                if not m.annotation(mt.ANN_REF_NAME)
+            ):
+                index.manifests.append(entry)
+
+        self._update_index(change)
+
     def untag(self, ref: Reference) -> Descriptor:
         name = str(ref)
         removed: list[Descriptor] = []
