@@ -17,6 +17,7 @@ class Event:
     digest: str | None = None
     total: int | None = None
     completed: int | None = None
+    host: str | None = None  # the registry (or mirror) that served this blob
 
     def wire(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ocillm.config import DEFAULT_REGISTRY_BACKOFF, DEFAULT_REGISTRY_RETRIES, Settings
 from ocillm.registry.credentials import CredentialSources
+
+if TYPE_CHECKING:
+    from ocillm.registry.mirrors import Mirror
 
 MiB = 1 << 20
 REMOTE_RANGE_THRESHOLD = 256 * MiB
@@ -68,6 +71,8 @@ class TransferOptions:
     """Registries tried over http:// when https:// fails (``OCILLM_INSECURE_REGISTRIES``)."""
     credentials: CredentialSources = field(default_factory=CredentialSources)
     """Where to look for credentials when a registry asks (none: anonymous)."""
+    mirrors: Mapping[str, tuple[Mirror, ...]] = field(default_factory=dict)
+    """Per registry, the mirrors a pull tries first, in order (``OCILLM_REGISTRY_MIRRORS``)."""
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> TransferOptions:
@@ -77,5 +82,12 @@ class TransferOptions:
             "backoff": settings.registry_backoff,
             "insecure_registries": settings.insecure_registries,
             "credentials": CredentialSources.from_settings(settings),
+            "mirrors": _mirrors(settings),
         }
         return cls(**{**base, **overrides})
+
+
+def _mirrors(settings: Settings) -> dict[str, tuple[Mirror, ...]]:
+    from ocillm.registry.mirrors import load_mirrors  # mirrors.py imports this module
+
+    return load_mirrors(settings.registry_mirrors, settings.home / "registries.json")

@@ -23,9 +23,9 @@ class Progress:
         self._lock = threading.Lock()
 
     def event(self, status: str, digest: str | None = None, total: int | None = None,
-              completed: int | None = None) -> None:  # fmt: skip
+              completed: int | None = None, host: str | None = None) -> None:  # fmt: skip
         with self._lock:
-            self._report(Event(status, digest, total, completed))
+            self._report(Event(status, digest, total, completed, host))
 
     def blob(self, verb: str, digest: str, total: int) -> BlobProgress:
         return BlobProgress(self, f"{verb} {short(digest)}", digest, total)
@@ -43,11 +43,12 @@ class BlobProgress:
         self._lock = threading.Lock()
         self._last = 0.0
         self._reported = -1
+        self.host: str | None = None  # set by whoever knows which registry serves the bytes
 
     def start(self, completed: int = 0) -> None:
         with self._lock:
             self.completed = completed
-        self._progress.event(self.status, self.digest, self.total, completed)
+        self._progress.event(self.status, self.digest, self.total, completed, self.host)
 
     def add(self, n: int) -> None:
         with self._lock:
@@ -57,7 +58,7 @@ class BlobProgress:
                 return
             self._last = now
             completed = self._reported = self.completed
-        self._progress.event(self.status, self.digest, self.total, completed)
+        self._progress.event(self.status, self.digest, self.total, completed, self.host)
 
     def done(self) -> None:
         with self._lock:
@@ -65,4 +66,4 @@ class BlobProgress:
             if self._reported == self.total:
                 return
             self._reported = self.total
-        self._progress.event(self.status, self.digest, self.total, self.total)
+        self._progress.event(self.status, self.digest, self.total, self.total, self.host)

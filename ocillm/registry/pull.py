@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -23,7 +24,8 @@ from ocillm.oci.models import Descriptor, Manifest
 from ocillm.oci.reference import Reference
 from ocillm.progress import Reporter, silent
 from ocillm.registry.client import RegistryClient
-from ocillm.registry.download import DownloadStats, fetch_blob
+from ocillm.registry.download import DownloadStats
+from ocillm.registry.mirrors import Sources
 from ocillm.registry.options import TransferOptions
 from ocillm.registry.progress import Progress
 from ocillm.store import Store
@@ -45,14 +47,17 @@ def pull(
     *,
     options: TransferOptions | None = None,
     report: Reporter = silent,
+    check: Callable[[RegistryClient, str], None] | None = None,
 ) -> PullResult:
-    """Pull ``ref`` (tag or digest) into ``store`` and tag it there under the same name."""
+    """Pull ``ref`` (tag or digest) into ``store`` and tag it there under the same name.
+
+    ``check(client, digest)`` runs once the manifest digest is known and before any blob moves
+    (the trust policy): raising there refuses the image."""
     opts = options or TransferOptions()
     progress = Progress(report)
     progress.event("pulling manifest")
-    client = RegistryClient(ref, opts, actions="pull")
-    client.authorize()
-    raw, media = _manifest(client, ref, ref.target)
+    sources = Sources(ref, opts)  # the registry's mirrors, then the registry
+    client, (raw, media) = sources.first(lambda c: _manifest(c, ref, ref.target))
     if media in mt.INDEX_TYPES:
         raw, media = _manifest(client, ref, _pick(client, raw))
     try:
@@ -60,16 +65,18 @@ def pull(
     except ValueError:
         raise RegistryError(client.registry, str(ref), 200, "not an image manifest") from None
     digest = sha256_digest(raw)
+    if check is not None:
+        check(client, digest)
     stats = DownloadStats()
     with store.writing():
         config_progress = progress.blob("pulling", manifest.config.digest, manifest.config.size)
-        fetch_blob(client, store, manifest.config, opts, config_progress, stats)
+        sources.fetch_blob(store, manifest.config, config_progress, stats)
         config = parse_config(store.blobs.read_bytes(manifest.config.digest))
         try:
             read_content(manifest, config)  # refuse what is not a model image before the layers
         except UnsupportedImage as e:
             raise UnsupportedImage(f"{ref}: {e}") from None
-        _fetch_layers(client, store, manifest, opts, progress, stats)
+        _fetch_layers(sources, store, manifest, opts, progress, stats)
         progress.event("verifying sha256 digest")
         progress.event("writing manifest")
         store.blobs.put_bytes(raw)
@@ -118,7 +125,7 @@ def _pick(client: RegistryClient, raw: bytes) -> str:
 
 
 def _fetch_layers(
-    client: RegistryClient,
+    sources: Sources,
     store: Store,
     manifest: Manifest,
     opts: TransferOptions,
@@ -133,9 +140,7 @@ def _fetch_layers(
     def one(layer: Descriptor) -> None:
         if stop.is_set():
             return
-        fetch_blob(
-            client, store, layer, opts, progress.blob("pulling", layer.digest, layer.size), stats
-        )
+        sources.fetch_blob(store, layer, progress.blob("pulling", layer.digest, layer.size), stats)
 
     workers = max(1, min(opts.concurrency, len(unique)))
     with ThreadPoolExecutor(workers, thread_name_prefix="ocillm-pull") as pool:

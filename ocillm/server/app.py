@@ -26,7 +26,7 @@ from ocillm.server.errors import (
     openai_error,
     status_and_message,
 )
-from ocillm.server.middleware import Guard, is_loopback_bind
+from ocillm.server.middleware import BodyLimit, Guard, is_loopback_bind
 from ocillm.server.models import ModelCatalog
 from ocillm.server.readonly import RefuseWrites, is_read_only, open_served_store, refusal
 from ocillm.server.routes.ollama import router
@@ -45,7 +45,7 @@ def create_app(
     cfg = settings or Settings.from_env()
     disc = discovery or SystemDiscovery()
     runners = factory or ProcessRunnerFactory(
-        unix_socket=cfg.runner_unix_socket, spare=cfg.runner_spare
+        unix_socket=cfg.runner_unix_socket, spare=cfg.runner_spare, repack=cfg.llama_repack
     )
 
     read_only = is_read_only(cfg)
@@ -59,7 +59,7 @@ def create_app(
             settings=cfg,
             store=store,
             scheduler=scheduler,
-            catalog=ModelCatalog(store),
+            catalog=ModelCatalog(store, policy=cfg.policy_file),
             default_num_ctx=default_context_length(cfg, disc),
         )
         try:
@@ -78,9 +78,14 @@ def create_app(
     )
     app.include_router(router)
     app.include_router(openai_router)
+    from ocillm.server.registry_api import registry_router  # /v2/: the store as a registry
+
+    app.include_router(registry_router)
     _handlers(app)
     if read_only:
         app.add_middleware(RefuseWrites, message=refusal(cfg))
+    # Inside Guard: a request without the key is refused before its body is counted.
+    app.add_middleware(BodyLimit, limit=cfg.max_request_bytes)
     address = parse_host(cfg.host)
     app.add_middleware(
         Guard,

@@ -15,6 +15,9 @@ One pure ASGI middleware, in Ollama's order:
    preflight needs ``Authorization: Bearer <key>``; otherwise 401 ``unauthorized`` (under
    ``/v1`` in OpenAI's error shape, code ``invalid_api_key``). Without it, whatever key a client
    sends is ignored, as Ollama does.
+
+:class:`BodyLimit` sits inside it: a body over ``OCILLM_MAX_REQUEST_BYTES`` gets 413 ``request
+body too large`` before it is read whole (blob uploads are exempt).
 """
 
 from __future__ import annotations
@@ -179,7 +182,8 @@ class Guard:
             if by_name and method == "OPTIONS":
                 await _status(send, 204, cors_headers)
                 return
-        if self.api_key and method != "OPTIONS":
+        # /v2/ checks the key itself: Bearer or Basic (registry clients), with OCI error bodies.
+        if self.api_key and method != "OPTIONS" and not _is_registry(scope.get("path", "")):
             given = headers.get("authorization", "")
             expected = f"Bearer {self.api_key}"
             if not hmac.compare_digest(given.encode(), expected.encode()):
@@ -193,6 +197,10 @@ class Guard:
         if cors_headers:
             send = _adding_headers(send, cors_headers)
         await self.app(scope, receive, send)
+
+
+def _is_registry(path: str) -> bool:
+    return path == "/v2" or path.startswith("/v2/")
 
 
 def _adding_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
@@ -213,3 +221,60 @@ async def _status(
     head.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
+
+
+#: Bodies the limit does not apply to: blob uploads stream to the store, gigabytes by design.
+UNLIMITED_PREFIXES = ("/api/blobs/", "/v2/")
+TOO_LARGE = "request body too large"
+
+
+class BodyLimit:
+    """413 for a request body over ``limit`` bytes (``OCILLM_MAX_REQUEST_BYTES``), before it is
+    read whole: at once from ``Content-Length``, else by counting the bytes as they arrive. The
+    app then sees the client gone, and nothing it answers is sent."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope["type"] != "http" or self.limit <= 0 or path.startswith(UNLIMITED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name.lower() == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    break  # the server refuses a malformed length itself
+                if declared > self.limit:
+                    await _status(send, 413, body=_too_large(path))
+                    return
+        seen = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    refused = True
+                    await _status(send, 413, body=_too_large(path))
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def unless_refused(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        await self.app(scope, counted, unless_refused)
+
+
+def _too_large(path: str) -> bytes:
+    if is_openai_path(path):
+        return openai_error_body(413, TOO_LARGE)
+    return error_body(TOO_LARGE)
