@@ -33,6 +33,12 @@ def serve(
         metavar="DIR",
         help="Store to serve instead of OCILLM_MODELS; repeat to serve several (read-only).",
     ),
+    mirror_of: str | None = typer.Option(
+        None,
+        "--mirror-of",
+        metavar="REGISTRY",
+        help="Make /v2/ a pull-through cache of REGISTRY (OCILLM_MIRROR_OF).",
+    ),
 ) -> None:
     """Start the daemon: the Ollama API on OCILLM_HOST (default 127.0.0.1:11434).
 
@@ -51,6 +57,8 @@ def serve(
         cfg = replace(cfg, models=models[0], extra_models=tuple(models[1:]))
     if read_only:
         cfg = replace(cfg, read_only=True)
+    if mirror_of:
+        cfg = replace(cfg, mirror_of=mirror_of)
     run_server(cfg)
 
 
