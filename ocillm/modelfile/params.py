@@ -35,6 +35,45 @@ VALID_PARAMETERS: dict[str, type] = {
     "stop": list,
 }
 
+#: ggml's GGML_MAX_N_THREADS: llama.cpp crashes (SIGSEGV) on more threads than this.
+MAX_THREADS = 512
+_INT32 = (1 << 31) - 1
+
+#: The values llama.cpp and its samplers can take, (min, max) inclusive, None: unbounded. Ollama
+#: checks none of these; a value outside them crashed the runner or failed deep in llama.cpp.
+#: Load options are C ints (int32); num_ctx is capped at the model's context later.
+PARAMETER_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "num_ctx": (1, 1 << 24),
+    "num_batch": (1, _INT32),
+    "num_gpu": (-1, _INT32),  # -1: as many layers as fit
+    "main_gpu": (0, 1024),
+    "num_thread": (0, MAX_THREADS),  # 0: llama.cpp decides
+    "draft_num_predict": (0, _INT32),
+    "num_keep": (-1, _INT32),  # -1: the whole prompt
+    "num_predict": (-2, None),  # -1 until the context is full, -2 until it is full
+    "top_k": (0, _INT32),  # 0: off
+    "top_p": (0, 1),
+    "min_p": (0, 1),
+    "typical_p": (0, 1),
+    "repeat_last_n": (-1, _INT32),  # -1: the whole context, 0: off
+    "temperature": (0, None),
+    "repeat_penalty": (0, None),
+}
+
+
+def range_error(name: str, value: float) -> str | None:
+    """What is wrong with ``value`` for parameter ``name`` (``"top_p" must be between 0 and
+    1``), or None when it is in range. The caller says whether it is an option or a PARAMETER."""
+    low, high = PARAMETER_RANGES.get(name, (None, None))
+    if (low is None or value >= low) and (high is None or value <= high):
+        return None
+    if low is not None and high is not None and high < _INT32:  # a range worth naming whole
+        return f'"{name}" must be between {low} and {high}'
+    if low is not None and value < low:
+        return f'"{name}" must be at least {low}'
+    return f'"{name}" must be at most {high}'
+
+
 # Accepted by the parser, warned about and dropped by `ollama create`.
 DEPRECATED_PARAMETERS: frozenset[str] = frozenset(
     {
@@ -174,11 +213,19 @@ def convert_parameter(name: str, raw: str) -> ParamValue:
         i = parse_go_int(raw)
         if i is None:
             raise ValueError(f"invalid int value [{raw}]")
-        return i
+        return _in_range(name, i)
     f = parse_go_float(raw)
     if f is None:
         raise ValueError(f"invalid float value [{raw}]")
-    return f
+    return _in_range(name, f)
+
+
+def _in_range(name: str, value: int | float) -> int | float:
+    # An image with a value llama.cpp cannot take would fail every request: refuse it here.
+    problem = range_error(name, value)
+    if problem is not None:
+        raise ValueError(f"PARAMETER {problem}")
+    return value
 
 
 def normalize_parameter(name: str, value: object) -> ParamValue:

@@ -123,6 +123,8 @@ class Engine:
         self._free = threading.Condition()
         self._grammars: dict[str, Any] = {}
         self.n_ctx = int(self._slots[0].llama.n_ctx())
+        self.n_vocab = int(self._slots[0].llama.n_vocab())
+        self._longest_token: int | None = None
 
     @property
     def extra_buffer_types(self) -> bool:
@@ -160,8 +162,28 @@ class Engine:
         return list(llama.tokenize(text.encode(), add_bos=add_special, special=parse_special))
 
     def detokenize(self, tokens: list[int]) -> str:
+        self.check_tokens(tokens)
         data: bytes = self._slots[0].llama.detokenize(tokens)
         return data.decode("utf-8", errors="replace")
+
+    def check_tokens(self, tokens: list[int]) -> None:
+        """llama.cpp indexes its vocabulary with these unchecked: one bad id aborts the process
+        (``std::out_of_range``), taking every request on this runner with it."""
+        for token in tokens:
+            if not 0 <= token < self.n_vocab:
+                raise EngineError(
+                    f"token id {token} is out of range (the vocabulary has {self.n_vocab} tokens)"
+                )
+
+    def longest_token(self) -> int:
+        """Bytes in the vocabulary's longest token: a text with more bytes than ``n_ctx`` times
+        this cannot fit the context, whatever its tokens."""
+        if self._longest_token is None:
+            llama = self._slots[0].llama
+            self._longest_token = max(
+                (len(llama.detokenize([t], special=True)) for t in range(self.n_vocab)), default=1
+            )
+        return max(self._longest_token, 1)
 
     # --- completion -----------------------------------------------------------------------
 
@@ -194,19 +216,20 @@ class Engine:
         """
         if self.config.embedding:
             raise EngineError("this runner was loaded for embeddings, not completion")
+        too_long = "the input length ({}) exceeds the context length ({})"
         if req.tokens is not None:
-            prompt: str | list[int] = list(req.tokens)
-        elif not req.add_bos:
-            prompt = self.tokenize(req.prompt or "", add_special=False)
+            self.check_tokens(req.tokens)
+            tokens = list(req.tokens)
         else:
-            prompt = req.prompt or ""
+            text = (req.prompt or "").encode()
+            # Not tokenized at all when it cannot fit: a 10 MB text takes seconds.
+            if len(text) > self.n_ctx and len(text) > self.n_ctx * self.longest_token():
+                raise EngineError(too_long.format(f"{len(text)} bytes", self.n_ctx))
+            tokens = list(self._slots[0].llama.tokenize(text, add_bos=req.add_bos, special=True))
         grammar = self._grammar(req.grammar) if req.grammar else None
-        hint = prompt if isinstance(prompt, list) else self.tokenize(prompt)
-        if len(hint) >= self.n_ctx:
-            raise EngineError(
-                f"the input length ({len(hint)} tokens) exceeds the context length ({self.n_ctx})"
-            )
-        stream = self._generate(req, prompt, grammar, hint, cancelled)
+        if len(tokens) >= self.n_ctx:
+            raise EngineError(too_long.format(f"{len(tokens)} tokens", self.n_ctx))
+        stream = self._generate(req, tokens, grammar, cancelled)
         try:
             first = next(stream)
         except StopIteration:
@@ -216,23 +239,27 @@ class Engine:
     def _generate(
         self,
         req: CompletionRequest,
-        prompt: str | list[int],
+        prompt: list[int],
         grammar: Any,
-        hint: list[int],
         cancelled: Callable[[], bool],
     ) -> Iterator[CompletionChunk]:
         from llama_cpp import StoppingCriteriaList
 
         if req.num_predict == 0:
-            yield CompletionChunk(done=True, done_reason="length", prompt_eval_count=len(hint))
+            yield CompletionChunk(done=True, done_reason="length", prompt_eval_count=len(prompt))
             return
-        slot = self._take(hint)
+        slot = self._take(prompt)
         try:
             llama = slot.llama
             llama.last_n_tokens_size = self.n_ctx if req.repeat_last_n < 0 else req.repeat_last_n
             meter = _Meter(cancelled)
-            seed = req.seed if req.seed >= 0 else random.SystemRandom().randrange(2**31)
+            # llama.cpp's seed is a uint32 (0xFFFFFFFF: random); any int64 maps onto it.
+            seed = (
+                req.seed % 0xFFFFFFFF if req.seed >= 0 else random.SystemRandom().randrange(2**31)
+            )
             start = time.perf_counter_ns()
+            if not _prefill(llama, prompt, cancelled):
+                return
             reason = "length"
             chunks = llama.create_completion(
                 prompt,
@@ -271,7 +298,7 @@ class Engine:
             yield CompletionChunk(
                 done=True,
                 done_reason="length" if reason == "length" else "stop",
-                prompt_eval_count=meter.prompt_tokens or len(hint),
+                prompt_eval_count=meter.prompt_tokens or len(prompt),
                 prompt_eval_duration=first - start,
                 eval_count=min(meter.sampled, req.num_predict)
                 if req.num_predict > 0
@@ -309,6 +336,34 @@ class Engine:
     def close(self) -> None:
         for slot in self._slots:
             slot.llama.close()
+
+
+def _prefill(llama: Any, tokens: list[int], cancelled: Callable[[], bool]) -> bool:
+    """Evaluate the prompt but its last batch, ``n_batch`` tokens at a time, asking
+    ``cancelled()`` between batches; False when it turned true. llama-cpp-python's own
+    evaluation runs to the end of the prompt unasked (seconds on a long one); after this,
+    ``create_completion`` finds the prefix in the KV cache and evaluates only the last batch."""
+    cached = 0
+    for a, b in zip(llama._input_ids, tokens, strict=False):
+        if a != b:
+            break
+        cached += 1
+    # The last batch is left to create_completion, so the batches are the ones it would make
+    # itself (the logits, hence seeded samples, depend on where the batches split).
+    remaining = len(tokens) - cached
+    target = len(tokens) - (remaining % llama.n_batch or llama.n_batch)
+    if target <= cached:
+        return not cancelled()  # one batch at most: the cache stays create_completion's to reuse
+    if cached < llama.n_tokens:
+        if not llama._ctx.kv_cache_seq_rm(-1, cached, -1):
+            llama.reset()  # no partial removal (recurrent models): evaluate from the start
+            return _prefill(llama, tokens, cancelled)
+        llama.n_tokens = cached
+    while llama.n_tokens < target:
+        if cancelled():
+            return False
+        llama.eval(tokens[llama.n_tokens : min(target, llama.n_tokens + llama.n_batch)])
+    return not cancelled()
 
 
 def _pool(vector: Any) -> list[float]:

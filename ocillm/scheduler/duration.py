@@ -1,6 +1,8 @@
 """Ollama's ``keep_alive`` values: a number is seconds, a string is a Go duration ("5m", "1h30m").
 
-Negative means forever (``math.inf``); 0 means unload as soon as the request is done.
+Negative means forever (``math.inf``); 0 means unload as soon as the request is done. So does
+anything beyond Go's largest ``time.Duration`` (about 292 years), where Ollama's own value
+saturates: ``keep_alive: 1e20`` is forever, not a date past the end of the calendar.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ _UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
+#: Go's ``time.Duration(math.MaxInt64)`` in seconds: Ollama's "forever".
+MAX_DURATION = (2**63 - 1) / 1e9
 _PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -64,4 +68,4 @@ def parse_keep_alive(value: str | float | None) -> float | None:
             seconds = parse_go_duration(text)
     if math.isnan(seconds):
         raise UsageError(f"invalid keep_alive {value!r}")
-    return math.inf if seconds < 0 else seconds
+    return math.inf if seconds < 0 or seconds >= MAX_DURATION else seconds

@@ -209,9 +209,7 @@ class Scheduler:
                     size_vram=e.placement.size_vram,
                     processor=e.placement.processor,
                     context_length=e.context_length,
-                    expires_at=None
-                    if until is None
-                    else datetime.fromtimestamp(until, tz=timezone.utc),
+                    expires_at=_timestamp(until),
                     gpu_ids=e.placement.gpu_ids,
                     pid=e.runner.pid,
                     active_requests=e.refcount,
@@ -527,3 +525,14 @@ def _main_gpu(ordinal: int | None, placement: Placement) -> int:
     if ordinal is None or ordinal not in placement.gpu_indices:
         return 0
     return placement.gpu_indices.index(ordinal)
+
+
+def _timestamp(until: float | None) -> datetime | None:
+    """``until`` as a UTC datetime; None (forever) when it is none or past what datetime holds,
+    so one odd entry never breaks ``ps``."""
+    if until is None:
+        return None
+    try:
+        return datetime.fromtimestamp(until, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -42,6 +42,32 @@ INPUT_TOO_LONG = "the input length exceeds the context length"
 #: Tokens a prompt can have beyond one per UTF-8 byte (BOS, EOS, a tokenizer's leading space):
 #: a prompt with fewer bytes than the context minus this fits without being tokenized.
 TOKEN_SLACK = 4
+#: Characters per token no real text averages: a prompt longer than ``2 * WINDOW_CHARS *
+#: num_ctx`` characters is taken not to fit, and only its first and last ``WINDOW_CHARS *
+#: num_ctx`` characters are tokenized (truncation keeps tokens from nowhere else). So a 10 MB
+#: prompt costs the runner a window's tokenization, not seconds of it.
+WINDOW_CHARS = 8
+
+
+def check_context(context: list[int] | None, vocab_size: int | None) -> None:
+    """Token ids a client sends back must be the model's: llama.cpp aborts on any other."""
+    if not context or not vocab_size:
+        return  # the runner checks again against its own vocabulary
+    for token in context:
+        if not 0 <= token < vocab_size:
+            raise ApiError(
+                400,
+                f"invalid context: token id {token} is out of range "
+                f"(the vocabulary has {vocab_size} tokens)",
+            )
+
+
+def _window(prompt: str, num_ctx: int) -> str | None:
+    """The head and tail of a prompt too long to tokenize whole; None when it is not."""
+    span = WINDOW_CHARS * num_ctx
+    if len(prompt) <= 2 * span:
+        return None
+    return prompt[:span] + prompt[-span:]
 
 
 def _check_images(model: ServedModel, has_images: bool, *, render_only: bool = False) -> None:
@@ -65,7 +91,11 @@ def _counter(runner: Runner, num_ctx: int) -> Any:
 
     async def count(text: str) -> int:
         bound = len(text.encode()) + TOKEN_SLACK
-        return bound if bound <= num_ctx else await _tokens(runner, text)
+        if bound <= num_ctx:
+            return bound
+        if _window(text, num_ctx) is not None:
+            return num_ctx + 1  # too long, and too long to tokenize for the count
+        return await _tokens(runner, text)
 
     return count
 
@@ -78,18 +108,20 @@ async def _fitted(
     num_ctx: int,
     truncate: bool,
     grammar: str | None,
-) -> CompletionRequest:
-    """The completion request for ``prompt``, cut to fit the context as Ollama's runner cuts it.
+) -> tuple[CompletionRequest, list[int] | None]:
+    """The completion request for ``prompt``, cut to fit the context as Ollama's runner cuts it,
+    and the tokens it was cut to (None when it fits).
 
     A prompt of ``num_ctx`` tokens or more is a 400 with ``truncate: false``. Otherwise its first
     ``num_keep`` tokens stay and tokens after them are dropped until half of the rest of the
     context is free for the answer: where Ollama's runner is after its first context shift.
     """
     if len(prompt.encode()) + TOKEN_SLACK < num_ctx:
-        return opts.completion(prompt=prompt, grammar=grammar)
-    tokens = await runner.tokenize(prompt)
-    if len(tokens) < num_ctx:
-        return opts.completion(prompt=prompt, grammar=grammar)
+        return opts.completion(prompt=prompt, grammar=grammar), None
+    window = _window(prompt, num_ctx)
+    tokens = await runner.tokenize(prompt if window is None else window)
+    if window is None and len(tokens) < num_ctx:
+        return opts.completion(prompt=prompt, grammar=grammar), None
     if not truncate:
         raise ApiError(400, INPUT_TOO_LONG)
     num_keep = int(opts["num_keep"])
@@ -103,7 +135,7 @@ async def _fitted(
         keep,
         len(cut),
     )
-    return opts.completion(tokens=cut, grammar=grammar)
+    return opts.completion(tokens=cut, grammar=grammar), cut
 
 
 def _debug_info(prompt: str, images: int) -> dict[str, Any]:
@@ -192,6 +224,7 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
         }
         return
     opts = _options(ctx, model, req.options)
+    check_context(req.context, model.info.vocab_size)
     grammar = grammar_for(req.format)
     load = model.load_request(opts.load(), keep_alive=alive, priority=req.priority)
     final = CompletionChunk(done=True, done_reason="stop")
@@ -243,7 +276,7 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
             if req.context:
                 prompt = await runner.detokenize(list(req.context)) + prompt
         parser = None if req.raw else thinking_parser(model, think, prompt, req.template)
-        completion = await _fitted(
+        completion, cut = await _fitted(
             runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
         )
         async for chunk in runner.completion(completion):
@@ -259,7 +292,9 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
             if thought or text:
                 yield _generate_chunk(head, text, thought)
         if not req.raw:
-            context = await runner.tokenize(prompt + "".join(parts), add_special=False)
+            # A cut prompt's context is what the model saw, not the megabytes it was cut from.
+            seen = prompt if cut is None else await runner.detokenize(cut)
+            context = await runner.tokenize(seen + "".join(parts), add_special=False)
     out: Chunk = {
         **head,
         "created_at": created_at(),
@@ -374,7 +409,7 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
         )
         parser = thinking_parser(model, think, prompt)
         tool_parser = parser_for(model.template(), tools)
-        completion = await _fitted(
+        completion, _ = await _fitted(
             runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
         )
         async for chunk in runner.completion(completion):

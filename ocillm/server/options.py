@@ -3,7 +3,9 @@
 Precedence: the request's ``options`` over the image's PARAMETERs over the defaults (Ollama's
 ``api.DefaultOptions``; ``num_ctx`` from ``OCILLM_CONTEXT_LENGTH`` or the memory tier). Values are
 type-checked as Ollama's ``Options.FromMap`` does, with its words (``option "top_k" must be of
-type integer``); unknown names are logged and ignored; ``null`` leaves the value unset.
+type integer``), and range-checked against ``PARAMETER_RANGES`` (``option "num_batch" must be
+at least 1``), so nothing reaches llama.cpp that could crash it; unknown names are logged and
+ignored; ``null`` leaves the value unset.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ocillm.modelfile.params import VALID_PARAMETERS
+from ocillm.modelfile.params import VALID_PARAMETERS, float32_is_finite, range_error
 from ocillm.runner.protocol import CompletionRequest
 from ocillm.scheduler.request import LoadOptions
 from ocillm.server.errors import ApiError
@@ -73,13 +75,22 @@ def check_options(raw: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _convert(key: str, kind: type, value: Any) -> Any:
     if kind is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # Ollama truncates 1.5 to 1; a fraction (or NaN, inf) in a count is a mistake to name.
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not value.is_integer())
+        ):
             raise ApiError(400, f'option "{key}" must be of type integer')
-        return int(value)
+        return _in_range(key, int(value))
     if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not float32_is_finite(float(value))
+        ):
             raise ApiError(400, f'option "{key}" must be of type float32')
-        return float(value)
+        return _in_range(key, float(value))
     if kind is bool:
         if not isinstance(value, bool):
             raise ApiError(400, f'option "{key}" must be of type boolean')
@@ -91,6 +102,13 @@ def _convert(key: str, kind: type, value: Any) -> Any:
             raise ApiError(400, f'option "{key}" must be of an array of strings')
         return list(value)
     return value  # pragma: no cover - every parameter has one of the kinds above
+
+
+def _in_range(key: str, value: Any) -> Any:
+    problem = range_error(key, value)
+    if problem is not None:
+        raise ApiError(400, f"option {problem}")
+    return value
 
 
 @dataclass(frozen=True)
