@@ -125,6 +125,9 @@ class Settings:
     api_key: str | None = field(default=None, repr=False)
     source_date_epoch: int | None = None
     """``SOURCE_DATE_EPOCH``: builds stamp this time; None: images carry no timestamp."""
+    create_paths: tuple[Path, ...] = ()
+    """``OCILLM_CREATE_PATHS``: directories ``/api/create`` may read GGUF files from (none: the
+    API imports only images and uploaded blobs)."""
     registry_write: bool = False
     """``OCILLM_REGISTRY_WRITE``: the daemon's ``/v2/`` accepts pushes (off: read only)."""
     mirror_of: str | None = None
@@ -189,6 +192,11 @@ class Settings:
             docker_config=docker_dir / "config.json",
             api_key=e.get("OCILLM_API_KEY") or None,
             source_date_epoch=_epoch(e),
+            create_paths=tuple(Path(p).expanduser() for p in _list("OCILLM_CREATE_PATHS")),
             read_only=parse_bool(e.get("OCILLM_READ_ONLY")),
             policy=Path(e["OCILLM_POLICY"]).expanduser() if e.get("OCILLM_POLICY") else None,
+            registry_write=parse_bool(e.get("OCILLM_REGISTRY_WRITE")),
+            mirror_of=e.get("OCILLM_MIRROR_OF", "").strip() or None,
+            registry_mirrors=e.get("OCILLM_REGISTRY_MIRRORS", "").strip(),
+            ollama_models=Path(e.get("OLLAMA_MODELS") or user_home / ".ollama" / "models"),
         )

@@ -75,14 +75,16 @@ class CredentialSources:
             return Credentials(
                 self.username, self.password, None, "OCILLM_REGISTRY_USERNAME/PASSWORD"
             )
+        # Named by what they are, not where: errors reach API clients, and a path tells them
+        # about the server's filesystem (docs/registries.md says where each file is).
         places = (
-            (self.login_file, "ocillm login ({})"),
-            (self.podman_file, "podman auth file ({})"),
-            (self.docker_config, "Docker config ({})"),
+            (self.login_file, "the ocillm login credentials file"),
+            (self.podman_file, "the podman registry credentials file"),
+            (self.docker_config, "the Docker registry credentials file"),
         )
         for path, source in places:
             if path is not None:
-                found = _from_docker_auth(registry, path, source.format(path))
+                found = _from_docker_auth(registry, path, source)
                 if found:
                     return found
         return None
@@ -154,7 +156,7 @@ def _read(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except ValueError as e:
-        raise CredentialError(f"{path}: not valid JSON: {e}") from None
+        raise CredentialError(f"the ocillm login credentials file is not valid JSON: {e}") from None
     return value if isinstance(value, dict) else {}
 
 

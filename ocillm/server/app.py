@@ -18,6 +18,7 @@ from ocillm.config import Settings
 from ocillm.errors import OcillmError
 from ocillm.gpu import Discovery, SystemDiscovery
 from ocillm.scheduler import ProcessRunnerFactory, RunnerFactory, Scheduler
+from ocillm.server import openapi
 from ocillm.server.address import parse_host
 from ocillm.server.context import ServerContext, default_context_length
 from ocillm.server.errors import (
@@ -72,12 +73,15 @@ def create_app(
         title="ocillm",
         version=__version__,
         lifespan=lifespan,
-        docs_url=None,
+        # Served (behind OCILLM_API_KEY like every route, see Guard) with the wire models'
+        # schemas: ocillm.server.openapi.
+        docs_url="/docs",
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
     )
     app.include_router(router)
     app.include_router(openai_router)
+    openapi.install(app, [router, openai_router])
     from ocillm.server.registry_api import registry_router  # /v2/: the store as a registry
 
     app.include_router(registry_router)

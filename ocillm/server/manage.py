@@ -8,16 +8,18 @@ synchronous, so they run in worker threads; events cross back to the event loop 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
 
 from ocillm.build.builder import compile_modelfile
-from ocillm.errors import DigestMismatch, NotFound, OcillmError, TemplateError
+from ocillm.errors import DigestMismatch, NotFound, OcillmError, RegistryError, TemplateError
 from ocillm.image import open_image
 from ocillm.image.describe import (
     capabilities,
@@ -27,6 +29,8 @@ from ocillm.image.describe import (
     show,
 )
 from ocillm.modelfile import Message, Modelfile
+from ocillm.modelfile.paths import blob_digest as stored_blob_digest
+from ocillm.modelfile.paths import looks_like_path
 from ocillm.oci.reference import Reference
 from ocillm.progress import Event, Reporter
 from ocillm.server.context import ServerContext
@@ -44,7 +48,9 @@ from ocillm.server.schemas.ollama import (
 from ocillm.server.streaming import Chunk
 from ocillm.template import parse_template
 
-_BLOB_DIGEST = re.compile(r"^sha256[:-][0-9a-fA-F]{64}$")
+# Lower-case hex only: the store names blobs by it, and an upper-case twin would be a second
+# name for the same bytes.
+_BLOB_DIGEST = re.compile(r"^sha256[:-][0-9a-f]{64}$")
 #: What ``expires_at`` says for a model kept forever (Ollama's clients print "Forever").
 FOREVER = timedelta(days=365 * 290)
 
@@ -83,12 +89,26 @@ async def events_from(work: Callable[[Reporter], object]) -> AsyncIterator[Chunk
             if kind == "event":
                 yield value
             elif kind == "error":
+                if isinstance(value, RegistryError):
+                    raise ApiError(_registry_status(value), str(value)) from value
                 raise value
             else:
                 return
     finally:
         if worker.done():
             worker.result()
+
+
+def _registry_status(err: RegistryError) -> int:
+    """The status a registry's failure is answered with: the client's mistake (a name the
+    registry does not have, no access) as a 4xx, the registry's own failure as 502."""
+    if err.status in (404, 429):
+        return err.status
+    if err.status in (401, 403):
+        return 403  # not 401: that is this server's own API key
+    if err.status is not None and 400 <= err.status < 500:
+        return 400
+    return 502
 
 
 # --- listing ------------------------------------------------------------------------------------
@@ -257,10 +277,61 @@ def _blob_path(ctx: ServerContext, digest: str) -> str:
     return str(ctx.store.blobs.path(d))
 
 
+def _from_values(ctx: ServerContext, value: str) -> list[str]:
+    """What the builder gets for a request's ``from``: a reference as it is, a store blob's own
+    path, or (only under ``OCILLM_CREATE_PATHS``) the real paths of host files.
+
+    Over the API nothing else on the host may be read, and a refusal must read the same
+    whether or not the path exists, so paths are refused before anything looks at them.
+    """
+    digest = stored_blob_digest(value)
+    if digest is None and _BLOB_DIGEST.match(value):
+        digest = value
+    if digest is not None:
+        return [_blob_path(ctx, digest)]
+    if looks_like_path(value) or "\\" in value:
+        return _confined(ctx, value)
+    return [value]
+
+
+def _confined(ctx: ServerContext, value: str) -> list[str]:
+    """``value`` resolved (symlinks too) inside one of ``OCILLM_CREATE_PATHS``, or a 400."""
+    roots = ctx.settings.create_paths
+    if not roots:
+        raise ApiError(
+            400,
+            f'from "{value}" names a file on the server: over the API, upload it with '
+            'POST /api/blobs and name it in "files", or set OCILLM_CREATE_PATHS',
+        )
+    outside = ApiError(
+        400,
+        f'from "{value}": the path is outside OCILLM_CREATE_PATHS '
+        f"({', '.join(str(r) for r in roots)})",
+    )
+    real_roots = [Path(os.path.realpath(r)) for r in roots]
+
+    def inside(path: Path) -> Path:
+        real = Path(os.path.realpath(path))
+        if not any(real.is_relative_to(r) for r in real_roots):
+            raise outside
+        return real
+
+    if value.startswith("~"):  # another user's home is outside by definition
+        raise outside
+    # A relative path is relative to the first root (the builder's own rule is the Modelfile's
+    # directory, which an API request does not have).
+    real = inside(Path(value) if os.path.isabs(value) else real_roots[0] / value)
+    if not real.is_dir():
+        return [str(real)]
+    # The builder takes every .gguf in a directory; each must be inside too (no link out).
+    files = sorted(p for p in real.iterdir() if p.suffix == ".gguf" and p.is_file())
+    return [str(inside(f)) for f in files] or [str(real)]
+
+
 def modelfile_of(ctx: ServerContext, req: CreateRequest) -> Modelfile:
     """The JSON create request as the Modelfile it stands for (files are store blobs)."""
     if req.from_:
-        froms = [req.from_]
+        froms = _from_values(ctx, req.from_)
     elif req.files:
         froms = []
         for name, digest in req.files.items():
@@ -318,17 +389,20 @@ def create(ctx: ServerContext, req: CreateRequest) -> AsyncIterator[Chunk]:
             options = TransferOptions.from_settings(ctx.settings)
             pull(base, ctx.store, options=options, report=report)
 
-        compile_modelfile(
-            modelfile,
-            [ref],
-            store=ctx.store,
-            context=ctx.store.root,
-            filename="create request",
-            quantize=quantize,
-            report=report,
-            pull_base=pull_base,
-            source_date_epoch=ctx.settings.source_date_epoch,
-        )
+        # An empty directory as the builder's base: a reference is never found as a file
+        # beside it (every path the request may use is already absolute).
+        with tempfile.TemporaryDirectory(prefix="ocillm-create-") as nowhere:
+            compile_modelfile(
+                modelfile,
+                [ref],
+                store=ctx.store,
+                context=Path(nowhere),
+                filename="create request",
+                quantize=quantize,
+                report=report,
+                pull_base=pull_base,
+                source_date_epoch=ctx.settings.source_date_epoch,
+            )
 
     return events_from(work)
 

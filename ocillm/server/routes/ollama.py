@@ -33,6 +33,22 @@ from ocillm.server.streaming import Chunk, NDJSONResponse
 
 router = APIRouter()
 T = TypeVar("T", bound=BaseModel)
+#: Deeper bodies are refused before anything recursive (pydantic, schema converters, templates)
+#: walks them; no real request nests a tenth as deep.
+MAX_JSON_DEPTH = 100
+CHAT_ROLES = ("system", "user", "assistant", "tool")
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests containers more than ``limit`` deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
 
 
 def body(model: type[T]) -> Callable[[Request], Awaitable[T]]:
@@ -42,10 +58,15 @@ def body(model: type[T]) -> Callable[[Request], Awaitable[T]]:
         raw = await request.body()
         if not raw.strip():
             raise ApiError(400, "missing request body")
+        deep = ApiError(400, f"invalid JSON: nested deeper than {MAX_JSON_DEPTH} levels")
         try:
             data = json.loads(raw)
+        except RecursionError:
+            raise deep from None
         except ValueError as err:
             raise ApiError(400, f"invalid JSON: {err}") from None
+        if isinstance(data, (dict, list)) and _too_deep(data, MAX_JSON_DEPTH):
+            raise deep
         if not isinstance(data, dict):
             raise ApiError(400, "invalid request body: expected a JSON object")
         try:
@@ -53,6 +74,8 @@ def body(model: type[T]) -> Callable[[Request], Awaitable[T]]:
         except ValidationError as err:
             raise validation_error(err) from None
 
+    # Read by ocillm.server.openapi: the request body this dependency parses.
+    parse.__dict__["body_model"] = model
     return parse
 
 
@@ -69,12 +92,14 @@ def _json(data: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(data, status_code=status)
 
 
-@router.api_route("/", methods=["GET", "HEAD"])
+@router.get("/")
+@router.head("/")
 async def root() -> PlainTextResponse:
     return PlainTextResponse("Ollama is running")
 
 
-@router.api_route("/api/version", methods=["GET", "HEAD"])
+@router.get("/api/version")
+@router.head("/api/version")
 async def version() -> JSONResponse:
     return _json({"version": __version__})
 
@@ -93,6 +118,13 @@ async def generate(
 async def chat(
     req: ChatRequest = Depends(body(ChatRequest)), ctx: ServerContext = Depends(context)
 ) -> NDJSONResponse:
+    for message in req.messages:
+        if message.role not in CHAT_ROLES:
+            raise ApiError(
+                400,
+                f'invalid role "{message.role}": must be one of "system", "user", '
+                '"assistant" or "tool"',
+            )
     chunks = generate_work.chat(ctx, req)
     return NDJSONResponse(chunks, stream=req.stream is not False, merge=generate_work.merge_chat)
 
@@ -112,7 +144,8 @@ async def embeddings(
     return NDJSONResponse(_one(embed_work.embeddings(ctx, req)), stream=False)
 
 
-@router.api_route("/api/tags", methods=["GET", "HEAD"])
+@router.get("/api/tags")
+@router.head("/api/tags")
 async def tags(ctx: ServerContext = Depends(context)) -> JSONResponse:
     return _json(await asyncio.to_thread(manage.tags, ctx))
 

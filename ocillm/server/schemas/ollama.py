@@ -46,7 +46,8 @@ class ToolCall(_Body):
 
 
 class Message(_Body):
-    role: str
+    #: Any case on the wire (lower-cased here); other roles are refused with Ollama's words.
+    role: str = Field(json_schema_extra={"enum": ["system", "user", "assistant", "tool"]})
     content: str = ""
     thinking: str | None = None
     images: list[str] | None = None

@@ -1,0 +1,63 @@
+"""Schemathesis hooks that keep fuzzing on the tiny model and off the network and the store.
+
+Used by ``tests/test_schemathesis.py`` and by a longer run by hand::
+
+    FUZZ_REGISTRY=127.0.0.1:5000 SCHEMATHESIS_HOOKS=schemathesis_pin PYTHONPATH=tests \
+        st run http://HOST/openapi.json ...
+
+Every request that would load a model names ``tiny`` (so a crash would kill its runner, which
+the test looks for); writes go to the throwaway name ``scratch``; ``create`` builds from ``tiny``
+unless the fuzzer chose a path (refused without a filesystem look-up) or a blob. With a
+registry (``FUZZ_REGISTRY`` for the CLI run), ``scratch`` lives there, so pull and push talk to
+it, not to the network.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import schemathesis
+
+TINY = "tiny"
+SCRATCH = "scratch"
+#: Paths whose requests name a model to load or read: pinned to the tiny model.
+_LOADS = (
+    "/api/generate",
+    "/api/chat",
+    "/api/embed",
+    "/api/embeddings",
+    "/api/show",
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+)
+
+
+def pin(path: str, body: Any, registry: str | None = None) -> Any:
+    """The fuzzed ``body`` for ``path`` with its model names pinned (other fields untouched)."""
+    if not isinstance(body, dict):
+        return body
+    scratch = f"{registry}/library/{SCRATCH}" if registry else SCRATCH
+    body = dict(body)
+    if path in _LOADS:
+        body["model"] = TINY
+        body.pop("name", None)
+    elif path == "/api/copy":
+        body["source"], body["destination"] = TINY, scratch
+    elif path in ("/api/delete", "/api/create", "/api/pull", "/api/push"):
+        body["model"] = scratch
+        body.pop("name", None)
+    if path == "/api/create":
+        chosen = body.get("from")
+        # A reference that is not local would be pulled from a registry: keep it local.
+        if not (isinstance(chosen, str) and chosen.startswith(("/", ".", "~", "sha256"))):
+            body["from"] = TINY
+    return body
+
+
+@schemathesis.hook
+def map_body(context: schemathesis.HookContext, body: Any) -> Any:
+    operation = context.operation
+    registry = os.environ.get("FUZZ_REGISTRY") or None
+    return pin(operation.path, body, registry) if operation is not None else body
