@@ -208,3 +208,15 @@ def test_credential_errors_do_not_name_the_file(tmp_path: Path) -> None:
         CredentialSources.from_settings(settings).find("r.example")
     assert "very-secret-place" not in str(err.value) and str(tmp_path) not in str(err.value)
     assert "credentials file" in str(err.value)
+
+
+def test_a_huge_n_is_refused_at_once(server: ServerProcess) -> None:
+    # Found by schemathesis: n=9464922260 generated choices until the client gave up.
+    for path, extra in (
+        ("/v1/completions", {"prompt": "x"}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]}),
+    ):
+        body = {"model": "tiny", "n": 9464922260, **extra}
+        r = httpx.post(server.url + path, json=body, timeout=10)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"] == "n must be at most 128, got 9464922260"

@@ -483,6 +483,10 @@ def _model_object(name: str, modified: datetime | str | None) -> OpenAIObject:
 # --- the work ---------------------------------------------------------------------------------
 
 
+#: OpenAI's own limit on ``n``.
+MAX_CHOICES = 128
+
+
 def choices_wanted(n: int | None, stream: bool | None) -> int:
     """OpenAI's ``n``: how many choices to generate. Each is its own generation; a stream of
     several interleaved choices is not implemented, so ``n > 1`` with ``stream`` is a 400."""
@@ -490,6 +494,8 @@ def choices_wanted(n: int | None, stream: bool | None) -> int:
         return 1
     if n < 1:
         raise ApiError(400, f"n must be at least 1, got {n}")
+    if n > MAX_CHOICES:  # each choice is a whole generation: a huge n would never answer
+        raise ApiError(400, f"n must be at most {MAX_CHOICES}, got {n}")
     if n > 1 and stream:
         raise ApiError(400, "n > 1 is not supported with stream: true")
     return n
