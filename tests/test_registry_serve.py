@@ -170,9 +170,6 @@ def test_ollama_client_request_sequence(daemon: ServerProcess, tiny_gguf: Path) 
             assert "sha256:" + hashlib.sha256(data).hexdigest() == blob["digest"]
 
 
-@pytest.mark.skip(
-    reason="known failure: the /v2/ write side does not yet pass this check (issue 14, left open)"
-)
 def test_write_side_is_verified_before_visible(daemon: ServerProcess, tmp_path: Path) -> None:
     base = f"{daemon.url}/v2/team/pushed"
     blob = b"layer bytes " * 1000
