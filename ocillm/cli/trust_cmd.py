@@ -161,7 +161,7 @@ def attach(
     for path in files:
         if not path.is_file():
             raise UsageError(f"{path}: no such file")
-    annotations = {k: v for k, v in parse_labels(annotation).items()}
+    annotations = dict(parse_labels(annotation))
     store = open_store(ctx)
     ref = store.parse(reference)
     options = None if local else _options(ctx, plain_http, ca_file)

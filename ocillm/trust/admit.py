@@ -19,6 +19,7 @@ from ocillm.store import Store
 from ocillm.trust.errors import TrustError
 from ocillm.trust.policy import Policy, Rule, load_policy
 from ocillm.trust.verify import (
+    Candidate,
     Verified,
     decide,
     load_keys,
@@ -45,17 +46,7 @@ def _judge(
 def check_remote(
     policy: Policy, ref: Reference, client: RegistryClient, digest: str, warn: Warn
 ) -> Verified | None:
-    rule = policy.rule_for(ref)
-    if rule.mode == "off":
-        return None
-    keys = load_keys(list(rule.keys))
-    return _judge(
-        policy,
-        rule,
-        ref,
-        lambda: decide(str(ref), digest, remote_candidates(client, digest), keys),
-        warn,
-    )
+    return _check(policy, ref, digest, lambda: remote_candidates(client, digest), warn)
 
 
 def check_local(
@@ -63,17 +54,21 @@ def check_local(
 ) -> Verified | None:
     """The store's copy of ``ref`` against the policy (read afresh: edits apply at once)."""
     policy = load_policy(policy_path)
+    return _check(policy, ref, digest, lambda: local_candidates(store, digest), warn)
+
+
+def _check(
+    policy: Policy,
+    ref: Reference,
+    digest: str,
+    candidates: Callable[[], list[Candidate]],
+    warn: Warn,
+) -> Verified | None:
     rule = policy.rule_for(ref)
     if rule.mode == "off":
-        return None
+        return None  # neither keys nor signatures are read for an unchecked repository
     keys = load_keys(list(rule.keys))
-    return _judge(
-        policy,
-        rule,
-        ref,
-        lambda: decide(str(ref), digest, local_candidates(store, digest), keys),
-        warn,
-    )
+    return _judge(policy, rule, ref, lambda: decide(str(ref), digest, candidates(), keys), warn)
 
 
 def pull_checked(
