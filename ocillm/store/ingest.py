@@ -32,6 +32,7 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,42 +164,45 @@ def _reclaim_partial(
 
 
 def _reclaim_temp(path: Path, lock_path: Path, now: float, result: Reclaimed) -> None:
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)  # never O_CREAT: no lock, no claim
-    except FileNotFoundError:
+    if not lock_path.exists():
         _reclaim_pid_file(path, now, result)  # an older writer, or one that just finished
         return
-    except OSError:
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            result.busy.append(path)  # its writer is alive
+    with _claim_if_free(lock_path) as fd:
+        if fd is None:
+            if lock_path.exists():
+                result.busy.append(path)  # its writer is alive
             return
         if not _names(fd, lock_path):
             return  # another reclaimer got there first
         _remove(path, result)
         lock_path.unlink(missing_ok=True)
-    finally:
-        os.close(fd)
 
 
 def _reclaim_orphan_lock(lock_path: Path, data: Path) -> None:
     """A lock file left by a writer killed before it wrote a byte or after it renamed its file."""
     if data.exists():
         return  # handled with its data file
+    with _claim_if_free(lock_path) as fd:
+        if fd is not None and _names(fd, lock_path) and not data.exists():
+            lock_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _claim_if_free(lock_path: Path) -> Iterator[int | None]:
+    """An open, exclusively locked descriptor of ``lock_path``, or None when it is gone or its
+    writer still holds it (never created: no lock file, no claim)."""
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
+        yield None
         return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            yield None
             return
-        if _names(fd, lock_path) and not data.exists():
-            lock_path.unlink(missing_ok=True)
+        yield fd
     finally:
         os.close(fd)
 
