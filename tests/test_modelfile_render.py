@@ -15,6 +15,7 @@ from ocillm.modelfile import (
     parse_modelfile,
     render_modelfile,
 )
+from ocillm.modelfile.params import PARAMETER_RANGES
 from ocillm.modelfile.render import go_quote, quote_value
 
 
@@ -116,11 +117,18 @@ FRAGMENTS = [
 text_values = st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join)
 
 
-def _value_for(kind: type) -> st.SearchStrategy[object]:
+def _value_for(name: str, kind: type) -> st.SearchStrategy[object]:
+    # Values inside the parameter's range (out of range is a validation error, tested apart).
+    low, high = PARAMETER_RANGES.get(name, (None, None))
     if kind is int:
-        return st.integers(min_value=-(2**63), max_value=2**63 - 1)
+        return st.integers(
+            min_value=-(2**63) if low is None else int(low),
+            max_value=2**63 - 1 if high is None else int(high),
+        )
     if kind is float:
-        return st.floats(width=32, allow_nan=False, allow_infinity=False)
+        return st.floats(
+            min_value=low, max_value=high, width=32, allow_nan=False, allow_infinity=False
+        )
     if kind is bool:
         return st.booleans()
     return st.lists(text_values, min_size=1, max_size=3)
@@ -128,7 +136,7 @@ def _value_for(kind: type) -> st.SearchStrategy[object]:
 
 parameters = st.fixed_dictionaries(
     {},
-    optional={name: _value_for(kind) for name, kind in VALID_PARAMETERS.items()},
+    optional={name: _value_for(name, kind) for name, kind in VALID_PARAMETERS.items()},
 )
 semver = st.builds(
     lambda a, b, c, pre: f"{a}.{b}.{c}{pre}",
