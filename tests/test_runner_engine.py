@@ -118,3 +118,16 @@ def test_an_embedding_longer_than_a_default_batch_is_not_cut(tmp_path: Path) -> 
         assert out.prompt_eval_count == tokens
     finally:
         engine.close()
+
+
+def test_a_generation_that_fills_the_context_ends_with_length(tiny_gguf: Path) -> None:
+    # Unbounded generations on the random model: some stop, some run into the full context,
+    # where llama-cpp-python decodes one token too many (seed 13 does, on this model). Each
+    # must end done, never raise "llama_decode returned 1".
+    engine = Engine(EngineConfig(model=tiny_gguf, n_ctx=256))
+    reasons = []
+    for seed in range(16):
+        chunks = list(engine.complete(CompletionRequest(prompt="pre<fim>post", seed=seed)))
+        assert chunks[-1].done
+        reasons.append(chunks[-1].done_reason)
+    assert "length" in reasons and set(reasons) <= {"stop", "length"}

@@ -289,6 +289,12 @@ class Engine:
                         return
             except ValueError as err:
                 raise EngineError(str(err)) from None
+            except RuntimeError:
+                # llama-cpp-python can decode one token past a full KV cache ("llama_decode
+                # returned 1"): the context is full, which ends a generation with "length".
+                if llama.n_tokens < self.n_ctx - 1:
+                    raise
+                reason = "length"
             finally:
                 chunks.close()
             if meter.stopped:
