@@ -142,6 +142,8 @@ class Settings:
     """More read-only stores served beside ``models`` (``serve --models`` given again)."""
     policy: Path | None = None
     """The trust policy file (``OCILLM_POLICY``); None: ``$OCILLM_HOME/policy.json``."""
+    metrics: bool = True
+    """``OCILLM_METRICS``: serve ``GET /metrics`` (Prometheus text format); off: 404."""
 
     @property
     def policy_file(self) -> Path:
@@ -199,4 +201,5 @@ class Settings:
             mirror_of=e.get("OCILLM_MIRROR_OF", "").strip() or None,
             registry_mirrors=e.get("OCILLM_REGISTRY_MIRRORS", "").strip(),
             ollama_models=Path(e.get("OLLAMA_MODELS") or user_home / ".ollama" / "models"),
+            metrics=parse_bool(e.get("OCILLM_METRICS"), default=True),
         )

@@ -26,7 +26,16 @@ from conftest import CLI, REPO_ROOT
 
 #: Import names the base install does not have. click too: typer vendors its own since 0.2x, and
 #: click arrives only with uvicorn.
-SERVE_ONLY = ("llama_cpp", "fastapi", "starlette", "uvicorn", "httpx", "pynvml", "click")
+SERVE_ONLY = (
+    "llama_cpp",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "pynvml",
+    "click",
+    "prometheus_client",
+)
 
 HINT = "pip install 'ocillm[serve]'"
 

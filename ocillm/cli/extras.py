@@ -15,7 +15,7 @@ from ocillm.errors import OcillmError
 INSTALL = "pip install 'ocillm[serve]'"
 
 #: Modules (import names) of the serve extra that the daemon and its clients import.
-SERVE_MODULES = ("llama_cpp", "fastapi", "uvicorn", "httpx")
+SERVE_MODULES = ("llama_cpp", "fastapi", "uvicorn", "httpx", "prometheus_client")
 
 
 class MissingExtra(OcillmError):

@@ -2,6 +2,7 @@
 
 from ocillm.scheduler.duration import parse_go_duration, parse_keep_alive
 from ocillm.scheduler.errors import InsufficientMemory, QueueFull, SchedulerClosed
+from ocillm.scheduler.events import SchedulerEvents
 from ocillm.scheduler.factory import (
     ProcessRunnerFactory,
     RunnerFactory,
@@ -21,6 +22,7 @@ __all__ = [
     "RunningModel",
     "Scheduler",
     "SchedulerClosed",
+    "SchedulerEvents",
     "StubRunner",
     "StubRunnerFactory",
     "parse_go_duration",

@@ -32,6 +32,7 @@ from ocillm.runner.errors import RunnerError
 from ocillm.runner.spec import RunnerSpec
 from ocillm.scheduler.duration import parse_keep_alive
 from ocillm.scheduler.errors import InsufficientMemory, QueueFull, SchedulerClosed
+from ocillm.scheduler.events import SchedulerEvents
 from ocillm.scheduler.factory import RunnerFactory
 from ocillm.scheduler.request import LoadRequest
 
@@ -59,6 +60,7 @@ class RunningModel:
     gpu_ids: tuple[str, ...]
     pid: int | None
     active_requests: int
+    slots: int = 1  # parallel request slots; ``active_requests`` of them are busy
 
 
 @dataclass(eq=False)
@@ -75,6 +77,7 @@ class _Entry:
     expires_at: float | None = None  # wall clock
     timer: asyncio.TimerHandle | None = None
     expiring: bool = False  # unload as soon as idle; serve nobody new
+    exit_seen: bool = False  # its runner's death was reported (once)
 
     def serves(self, request: LoadRequest) -> bool:
         return (
@@ -108,6 +111,7 @@ class Scheduler:
         spread: bool = False,
         gpu_overhead: int = 0,
         runner_verbose: bool = False,
+        events: SchedulerEvents | None = None,
     ) -> None:
         self.discovery = discovery
         self.factory = factory
@@ -119,6 +123,7 @@ class Scheduler:
         self.spread = spread
         self.gpu_overhead = max(gpu_overhead, 0)  # bytes kept free on each GPU
         self.runner_verbose = runner_verbose  # llama.cpp's own log on the runner's stderr
+        self.events = events or SchedulerEvents()  # loads, evictions, crashes (the metrics)
         self._entries: dict[str, _Entry] = {}
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
@@ -130,7 +135,11 @@ class Scheduler:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, discovery: Discovery, factory: RunnerFactory
+        cls,
+        settings: Settings,
+        discovery: Discovery,
+        factory: RunnerFactory,
+        events: SchedulerEvents | None = None,
     ) -> Scheduler:
         keep_alive = parse_keep_alive(settings.keep_alive)
         load_timeout = parse_keep_alive(settings.load_timeout)
@@ -145,6 +154,7 @@ class Scheduler:
             spread=settings.sched_spread,
             gpu_overhead=settings.gpu_overhead,
             runner_verbose=settings.debug,
+            events=events,
         )
 
     # --- public API ----------------------------------------------------------------------
@@ -213,6 +223,7 @@ class Scheduler:
                     gpu_ids=e.placement.gpu_ids,
                     pid=e.runner.pid,
                     active_requests=e.refcount,
+                    slots=e.num_parallel,
                 )
             )
         far = datetime.now(timezone.utc) + timedelta(days=365 * 1000)
@@ -222,6 +233,17 @@ class Scheduler:
     def pending(self) -> int:
         """Requests waiting for a slot or a load."""
         return sum(1 for w in self._waiters if not w.future.done())
+
+    def notice_exits(self) -> None:
+        """Report every loaded runner that has died since the last look (otherwise noticed at
+        its next request or unload), so a crash is counted when it happens, not when it matters."""
+        for entry in list(self._entries.values()):
+            self._note_exit(entry)
+
+    def _note_exit(self, entry: _Entry) -> None:
+        if not entry.exit_seen and not entry.runner.is_alive():
+            entry.exit_seen = True
+            self.events.crashed(entry.request.display_name)
 
     # --- waiting -------------------------------------------------------------------------
 
@@ -338,6 +360,7 @@ class Scheduler:
         task.add_done_callback(self._stopping.discard)
 
     async def _unload(self, entry: _Entry) -> None:
+        self._note_exit(entry)  # before stop(): a runner we stop is not a crash
         if self._entries.get(entry.key) is entry:
             del self._entries[entry.key]
         if entry.timer is not None:
@@ -465,6 +488,7 @@ class Scheduler:
         if victim is None:
             return False
         log.info("unloading %s to make room", victim.key)
+        self.events.evicted(victim.request.display_name)
         await self._unload(victim)
         return True
 
@@ -501,7 +525,13 @@ class Scheduler:
             placement.gpu_ids or "CPU",
             placement.processor,
         )
-        runner = await self.factory.start(spec, load_timeout=self.load_timeout)
+        started = time.monotonic()
+        try:
+            runner = await self.factory.start(spec, load_timeout=self.load_timeout)
+        except Exception:
+            self.events.load_failed(request.display_name)
+            raise
+        self.events.loaded(request.display_name, time.monotonic() - started)
         if self._closed:
             await runner.stop()
             raise SchedulerClosed()

@@ -27,6 +27,7 @@ from ocillm.server.errors import (
     openai_error,
     status_and_message,
 )
+from ocillm.server.metrics import CountRequests, ServerMetrics, metrics_endpoint
 from ocillm.server.middleware import BodyLimit, Guard, is_loopback_bind
 from ocillm.server.models import ModelCatalog
 from ocillm.server.readonly import RefuseWrites, is_read_only, open_served_store, refusal
@@ -50,10 +51,12 @@ def create_app(
     )
 
     read_only = is_read_only(cfg)
+    metrics = ServerMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scheduler = Scheduler.from_settings(cfg, disc, runners)
+        scheduler = Scheduler.from_settings(cfg, disc, runners, events=metrics)
+        metrics.scheduler = scheduler
         await runners.prestart()
         store = open_served_store(cfg, read_only)
         app.state.ctx = ServerContext(
@@ -62,6 +65,7 @@ def create_app(
             scheduler=scheduler,
             catalog=ModelCatalog(store, policy=cfg.policy_file),
             default_num_ctx=default_context_length(cfg, disc),
+            metrics=metrics,
         )
         try:
             yield
@@ -79,6 +83,9 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.state.metrics = metrics
+    if cfg.metrics:  # OCILLM_METRICS=off: no route, so 404 as for any unknown path
+        app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.include_router(router)
     app.include_router(openai_router)
     openapi.install(app, [router, openai_router])
@@ -97,6 +104,8 @@ def create_app(
         loopback=is_loopback_bind(address.host),
         api_key=cfg.api_key,
     )
+    if cfg.metrics:  # outermost: refusals (401, 403, 413) are counted too
+        app.add_middleware(CountRequests, metrics=metrics, routes=lambda: app.router.routes)
     return app
 
 

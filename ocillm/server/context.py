@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -11,6 +11,7 @@ from ocillm.errors import OcillmError
 from ocillm.gpu import Discovery
 from ocillm.scheduler import Scheduler, parse_keep_alive
 from ocillm.server.errors import ApiError
+from ocillm.server.metrics import ServerMetrics
 from ocillm.server.models import ModelCatalog
 from ocillm.store import Store
 
@@ -24,6 +25,7 @@ class ServerContext:
     scheduler: Scheduler
     catalog: ModelCatalog
     default_num_ctx: int
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
 
 
 def default_context_length(settings: Settings, discovery: Discovery) -> int:

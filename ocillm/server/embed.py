@@ -63,6 +63,7 @@ async def _embed(
         out = await runner.embed(
             EmbeddingRequest(input=inputs, normalize=normalize, truncate=truncate)
         )
+    ctx.metrics.prompt(model.display_name, out.prompt_eval_count)
     return out.embeddings, out.prompt_eval_count, load_ns
 
 

@@ -279,7 +279,9 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
         completion, cut = await _fitted(
             runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
         )
+        meter = ctx.metrics.generation(model.display_name, start)
         async for chunk in runner.completion(completion):
+            meter.saw(chunk)
             if chunk.content:
                 parts.append(chunk.content)
                 thought, text = _split(parser, chunk.content)
@@ -412,7 +414,9 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
         completion, _ = await _fitted(
             runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
         )
+        meter = ctx.metrics.generation(model.display_name, start)
         async for chunk in runner.completion(completion):
+            meter.saw(chunk)
             if chunk.content:
                 thought, text = _split(parser, chunk.content)
                 calls, text = _calls(tool_parser, text)

@@ -22,6 +22,7 @@ from ocillm.image.describe import capabilities, details
 from ocillm.oci.reference import Reference
 from ocillm.scheduler import LoadOptions, LoadRequest
 from ocillm.server.errors import ApiError
+from ocillm.server.metrics import label_model
 from ocillm.store import Store
 from ocillm.template import DEFAULT_TEMPLATE
 
@@ -135,6 +136,7 @@ class ModelCatalog:
         info = self.info(view.model_path)
         caps = capabilities(view, info)
         model = ServedModel(name, ref, view, info, caps, self._admission(ref, view.digest))
+        label_model(model.display_name)
         with self._lock:
             self._details[view.digest] = model.details()
         return model

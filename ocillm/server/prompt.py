@@ -20,6 +20,7 @@ from ocillm.template import (
     parse_template,
     render_chat_template,
     render_prompt,
+    think_values,
 )
 from ocillm.template.ollama import drop_old_turns
 
@@ -75,10 +76,16 @@ def thinking_parser(
 
 def _think_context(think: bool | str | None) -> dict[str, Any]:
     """What a Jinja chat template reads for ``think``: Hugging Face's ``enable_thinking``
-    (Qwen3 and others), and ``think`` itself. Unset stays unset: templates test ``is defined``."""
+    (Qwen3 and others), ``reasoning_effort`` (gpt-oss and others: the level, ``medium`` for
+    ``true``, ``max`` as ``high``), and ``think`` itself. Unset stays unset (templates test ``is
+    defined``); ``false`` sets no effort."""
     if think is None:
         return {}
-    return {"think": think, "enable_thinking": think is not False}
+    context: dict[str, Any] = {"think": think, "enable_thinking": think is not False}
+    _, level, _ = think_values(think)
+    if level:
+        context["reasoning_effort"] = "high" if level == "max" else level
+    return context
 
 
 def _jinja(
