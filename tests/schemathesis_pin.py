@@ -31,6 +31,8 @@ _LOADS = (
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/embeddings",
+    "/v1/messages",
+    "/v1/messages/count_tokens",
 )
 
 

@@ -7,7 +7,7 @@ Tool calls on a random-weight model: the images' templates write past calls as b
 ``response_format``/``format`` schema makes the model itself produce such an object, under a
 grammar. The server must then find the call in the output by the template's convention and
 deliver it in each API's wire shape. Every response is also validated against the strict
-response schemas of ``ocillm.server.schemas.openai``.
+response schemas of ``ocillm.server.apis.openai.protocol``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import openai
 import pytest
 from server_fixtures import ServerProcess, build_model
 
-from ocillm.server.schemas import openai as wire
+from ocillm.server.apis.openai import protocol as wire
 
 # A template that takes tools and writes past calls as llama 3.1 does (bare JSON objects), and
 # tool results with the tool's name, so what the server rendered can be counted in tokens. (It

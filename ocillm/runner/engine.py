@@ -24,6 +24,7 @@ from ocillm.runner.protocol import (
     EmbeddingRequest,
     EmbeddingResponse,
 )
+from ocillm.runner.stops import StopScanner
 
 
 class EngineError(Exception):
@@ -273,20 +274,24 @@ class Engine:
                 presence_penalty=req.presence_penalty,
                 frequency_penalty=req.frequency_penalty,
                 seed=seed,
-                stop=list(req.stop),
+                stop=[],  # scanned below, so the sequence that ended the text is known
                 stream=True,
                 grammar=grammar,
                 stopping_criteria=StoppingCriteriaList([meter]),
             )
+            stops = StopScanner(req.stop)
             try:
                 for chunk in chunks:
                     choice = chunk["choices"][0]
-                    if choice["text"]:
-                        yield CompletionChunk(content=choice["text"])
+                    if text := stops.add(choice["text"]):
+                        yield CompletionChunk(content=text)
                     if choice.get("finish_reason"):
                         reason = choice["finish_reason"]
                     if meter.stopped:
                         return
+                    if stops.matched is not None:
+                        reason = "stop"
+                        break
             except ValueError as err:
                 raise EngineError(str(err)) from None
             except RuntimeError:
@@ -299,6 +304,8 @@ class Engine:
                 chunks.close()
             if meter.stopped:
                 return
+            if rest := stops.finish():
+                yield CompletionChunk(content=rest)
             end = time.perf_counter_ns()
             first = meter.first_ns or end
             yield CompletionChunk(
@@ -310,6 +317,7 @@ class Engine:
                 if req.num_predict > 0
                 else meter.sampled,
                 eval_duration=end - first,
+                stop_sequence=stops.matched,
             )
         finally:
             self._give(slot)

@@ -51,6 +51,8 @@ class CompletionChunk(BaseModel):
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
+    #: the stop sequence that ended the generation (``done_reason`` is then ``stop``)
+    stop_sequence: str | None = None
 
 
 class EmbeddingRequest(BaseModel):

@@ -20,19 +20,14 @@ from ocillm.gpu import Discovery, SystemDiscovery
 from ocillm.scheduler import ProcessRunnerFactory, RunnerFactory, Scheduler
 from ocillm.server import openapi
 from ocillm.server.address import parse_host
+from ocillm.server.apis import ROUTERS as api_routers
 from ocillm.server.context import ServerContext, default_context_length
-from ocillm.server.errors import (
-    describe_validation,
-    is_openai_path,
-    openai_error,
-    status_and_message,
-)
+from ocillm.server.errors import describe_validation, error_for, status_and_message
 from ocillm.server.metrics import CountRequests, ServerMetrics, metrics_endpoint
 from ocillm.server.middleware import BodyLimit, Guard, is_loopback_bind
 from ocillm.server.models import ModelCatalog
 from ocillm.server.readonly import RefuseWrites, is_read_only, open_served_store, refusal
 from ocillm.server.routes.ollama import router
-from ocillm.server.routes.openai import router as openai_router
 
 log = logging.getLogger("ocillm.server")
 
@@ -87,8 +82,9 @@ def create_app(
     if cfg.metrics:  # OCILLM_METRICS=off: no route, so 404 as for any unknown path
         app.add_api_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     app.include_router(router)
-    app.include_router(openai_router)
-    openapi.install(app, [router, openai_router])
+    for api_router in api_routers:  # OpenAI, Anthropic, Responses: ocillm.server.apis
+        app.include_router(api_router)
+    openapi.install(app, [router, *api_routers])
     from ocillm.server.registry_api import registry_router  # /v2/: the store as a registry
 
     app.include_router(registry_router)
@@ -110,10 +106,8 @@ def create_app(
 
 
 def _error(request: Request, status: int, message: str) -> JSONResponse:
-    """Ollama's ``{"error": "..."}``, or OpenAI's error object under ``/v1``."""
-    if is_openai_path(request.url.path):
-        return JSONResponse(openai_error(status, message), status_code=status)
-    return JSONResponse({"error": message}, status_code=status)
+    """Ollama's ``{"error": "..."}``, or the error object of the API that owns the path."""
+    return JSONResponse(error_for(request.url.path, status, message), status_code=status)
 
 
 def _handlers(app: FastAPI) -> None:

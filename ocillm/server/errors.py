@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ocillm.errors import OcillmError
 
@@ -38,35 +40,43 @@ def error_body(message: str) -> bytes:
     return json.dumps({"error": message}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def openai_error_type(status: int) -> str:
-    """OpenAI's ``error.type`` for a status, as Ollama's compatibility layer names it."""
-    if status == 400:
-        return "invalid_request_error"
-    if status == 404:
-        return "not_found_error"
-    return "api_error"
+@dataclass(frozen=True)
+class ErrorShape:
+    """How one API writes errors: the routes under ``prefix`` answer ``shape(status, message,
+    code)`` (``model`` is that object's schema, for the OpenAPI document)."""
+
+    prefix: str
+    shape: Callable[[int, str, str | None], dict[str, Any]]
+    model: type[BaseModel]
 
 
-def openai_error(status: int, message: str, *, code: str | None = None) -> dict[str, Any]:
-    """``{"error": {"message", "type", "param", "code"}}``: the ``/v1`` error shape."""
-    return {
-        "error": {
-            "message": message,
-            "type": openai_error_type(status),
-            "param": None,
-            "code": code,
-        }
-    }
+#: Registered by each API under ``ocillm.server.apis``; the longest matching prefix wins.
+_SHAPES: list[ErrorShape] = []
 
 
-def openai_error_body(status: int, message: str, *, code: str | None = None) -> bytes:
-    body = openai_error(status, message, code=code)
+def register_error_shape(shape: ErrorShape) -> None:
+    _SHAPES[:] = sorted(
+        [s for s in _SHAPES if s.prefix != shape.prefix] + [shape], key=lambda s: -len(s.prefix)
+    )
+
+
+def shape_for(path: str) -> ErrorShape | None:
+    """The error shape of the API that owns ``path`` (None: Ollama's ``{"error": "..."}``)."""
+    for shape in _SHAPES:
+        if path == shape.prefix or path.startswith(shape.prefix + "/"):
+            return shape
+    return None
+
+
+def error_for(path: str, status: int, message: str, *, code: str | None = None) -> Any:
+    """The error object a request to ``path`` is answered with."""
+    shape = shape_for(path)
+    return {"error": message} if shape is None else shape.shape(status, message, code)
+
+
+def error_body_for(path: str, status: int, message: str, *, code: str | None = None) -> bytes:
+    body = error_for(path, status, message, code=code)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def is_openai_path(path: str) -> bool:
-    """Requests under ``/v1/`` are answered in OpenAI's shapes, errors included."""
-    return path == "/v1" or path.startswith("/v1/")
 
 
 def _loc(parts: tuple[int | str, ...]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ocillm.runner import CompletionChunk, CompletionRequest, Runner
@@ -32,6 +32,7 @@ from ocillm.server.schemas.ollama import ChatRequest, GenerateRequest
 from ocillm.server.streaming import Chunk
 from ocillm.server.thinking import ThinkingParser
 from ocillm.server.toolcalls import ToolCall, ToolCallParser, parser_for
+from ocillm.server.toolchoice import forced_call_grammar
 from ocillm.template import build_messages
 
 log = logging.getLogger(__name__)
@@ -346,7 +347,16 @@ def _calls(tools: ToolCallParser | None, text: str) -> tuple[list[ToolCall], str
     return ([], text) if tools is None or not text else tools.add(text)
 
 
-async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
+async def chat(
+    ctx: ServerContext,
+    req: ChatRequest,
+    *,
+    require_tools: Sequence[str] = (),
+    report_stop: bool = False,
+) -> AsyncIterator[Chunk]:
+    """``/api/chat``. The other APIs' callers may also require a call of one of
+    ``require_tools`` (sampled under :func:`.toolchoice.forced_call_grammar`), and have the final
+    chunk name the ``stop_sequence`` that ended the answer (``report_stop``)."""
     start = time.perf_counter_ns()
     model = await asyncio.to_thread(ctx.catalog.open, req.model)
     if "completion" not in model.capabilities:
@@ -370,9 +380,13 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
         }
         return
     opts = _options(ctx, model, req.options)
-    grammar = grammar_for(req.format)
     load = model.load_request(opts.load(), keep_alive=alive, priority=req.priority)
     tools = [t.model_dump(exclude_none=True) for t in req.tools] if req.tools else None
+    grammar = (
+        forced_call_grammar(model.template(), tools or [], require_tools)
+        if require_tools
+        else grammar_for(req.format)
+    )
     messages = chat_messages(model, [m.model_dump(exclude_none=True) for m in req.messages])
     num_ctx = _num_ctx(model, opts)
     truncate = req.truncate is not False
@@ -438,6 +452,8 @@ async def chat(ctx: ServerContext, req: ChatRequest) -> AsyncIterator[Chunk]:
         "done": True,
         "done_reason": final.done_reason or "stop",
     }
+    if report_stop and final.stop_sequence is not None:
+        out["stop_sequence"] = final.stop_sequence
     out.update(_metrics(final, start, load_ns))
     yield out
 

@@ -12,8 +12,9 @@ One pure ASGI middleware, in Ollama's order:
    be a loopback, private or unspecified IP, an IP of this machine, ``localhost``, this
    machine's hostname, or a name under ``.localhost``, ``.local`` or ``.internal``; otherwise 403.
 3. **API key** (an ocillm extension): when ``OCILLM_API_KEY`` is set, every request but a CORS
-   preflight needs ``Authorization: Bearer <key>``; otherwise 401 ``unauthorized`` (under
-   ``/v1`` in OpenAI's error shape, code ``invalid_api_key``). Without it, whatever key a client
+   preflight needs ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` (what Anthropic's
+   clients send); otherwise 401 ``unauthorized``, in the error shape of the API that owns the
+   path (OpenAI's under ``/v1``, code ``invalid_api_key``). Without it, whatever key a client
    sends is ignored, as Ollama does.
 
 :class:`BodyLimit` sits inside it: a body over ``OCILLM_MAX_REQUEST_BYTES`` gets 413 ``request
@@ -31,7 +32,7 @@ from functools import lru_cache
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ocillm.server.errors import error_body, is_openai_path, openai_error_body
+from ocillm.server.errors import error_body_for
 
 DEFAULT_ORIGINS: tuple[str, ...] = (
     *(
@@ -65,6 +66,9 @@ ALLOW_HEADERS = ",".join(
         "Accept",
         "X-Requested-With",
         "OpenAI-Beta",
+        "x-api-key",
+        "anthropic-version",
+        "anthropic-beta",
         "x-stainless-arch",
         "x-stainless-async",
         "x-stainless-custom-poll-interval",
@@ -145,6 +149,12 @@ class Guard:
         self.loopback = loopback
         self.api_key = api_key
 
+    def key_given(self, headers: dict[str, str]) -> bool:
+        """``Authorization: Bearer <key>``, or Anthropic's ``x-api-key: <key>``."""
+        key = (self.api_key or "").encode()
+        bearer = hmac.compare_digest(headers.get("authorization", "").encode(), b"Bearer " + key)
+        return bearer or hmac.compare_digest(headers.get("x-api-key", "").encode(), key)
+
     def origin_allowed(self, origin: str) -> bool:
         if self.allow_all or origin.startswith(BROWSER_EXTENSIONS):
             return True
@@ -183,17 +193,16 @@ class Guard:
                 await _status(send, 204, cors_headers)
                 return
         # /v2/ checks the key itself: Bearer or Basic (registry clients), with OCI error bodies.
-        if self.api_key and method != "OPTIONS" and not _is_registry(scope.get("path", "")):
-            given = headers.get("authorization", "")
-            expected = f"Bearer {self.api_key}"
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                body = (
-                    openai_error_body(401, "unauthorized", code="invalid_api_key")
-                    if is_openai_path(scope.get("path", ""))
-                    else error_body("unauthorized")
-                )
-                await _status(send, 401, cors_headers, body)
-                return
+        path = scope.get("path", "")
+        if (
+            self.api_key
+            and method != "OPTIONS"
+            and not _is_registry(path)
+            and not self.key_given(headers)
+        ):
+            body = error_body_for(path, 401, "unauthorized", code="invalid_api_key")
+            await _status(send, 401, cors_headers, body)
+            return
         if cors_headers:
             send = _adding_headers(send, cors_headers)
         await self.app(scope, receive, send)
@@ -275,6 +284,4 @@ class BodyLimit:
 
 
 def _too_large(path: str) -> bytes:
-    if is_openai_path(path):
-        return openai_error_body(413, TOO_LARGE)
-    return error_body(TOO_LARGE)
+    return error_body_for(path, 413, TOO_LARGE)

@@ -19,9 +19,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from ocillm.server.errors import is_openai_path
+from ocillm.server.apis.openai import protocol as oa
+from ocillm.server.errors import shape_for
 from ocillm.server.schemas import ollama as o
-from ocillm.server.schemas import openai as oa
 
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -66,10 +66,7 @@ def build_openapi(app: FastAPI, routers: Sequence[APIRouter]) -> dict[str, Any]:
     """The document for ``app``, whose operations come from ``routers`` (walked for their
     body models: the app's own route list nests included routers in FastAPI-private types)."""
     doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
-    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-        (o.ErrorResponse, "serialization"),
-        (oa.ErrorResponse, "serialization"),
-    ]
+    wanted: list[tuple[type[BaseModel], JsonSchemaMode]] = [(o.ErrorResponse, "serialization")]
     # (operation, where in it, model, mode, media types): $refs filled in once every schema
     # is made (one models_json_schema call, so shared sub-models get one name).
     places: list[tuple[dict[str, Any], str, type[BaseModel], JsonSchemaMode, tuple[str, ...]]]
@@ -100,7 +97,9 @@ def build_openapi(app: FastAPI, routers: Sequence[APIRouter]) -> dict[str, Any]:
             if answer is not None and method != "head":
                 wanted.append((answer[0], "serialization"))
                 places.append((op, "answer", answer[0], "serialization", answer[1]))
-            error = oa.ErrorResponse if is_openai_path(route.path_format) else o.ErrorResponse
+            shape = shape_for(route.path_format)
+            error = o.ErrorResponse if shape is None else shape.model
+            wanted.append((error, "serialization"))
             places.append((op, "error", error, "serialization", (JSON,)))
     refs, defs = models_json_schema(
         list(dict.fromkeys(wanted)), ref_template="#/components/schemas/{model}"

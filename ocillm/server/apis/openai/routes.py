@@ -1,7 +1,7 @@
 """The OpenAI-compatible routes (reference/ollama.md §1.13): validate, translate, respond.
 
-The work is :mod:`ocillm.server.openai_compat`; errors under ``/v1`` take OpenAI's shape
-(``{"error": {"message", "type", "param", "code"}}``, see :mod:`ocillm.server.app`).
+The work is :mod:`.serving`; errors under ``/v1`` take OpenAI's shape
+(``{"error": {"message", "type", "param", "code"}}``).
 """
 
 from __future__ import annotations
@@ -9,48 +9,51 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from ocillm.server import openai_compat as compat
-from ocillm.server.context import ServerContext
-from ocillm.server.routes.ollama import body, context
-from ocillm.server.schemas.openai import (
+from ocillm.server.apis.openai import serving
+from ocillm.server.apis.openai.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     EmbeddingRequest,
+    error,
 )
-from ocillm.server.sse import OpenAIResponse
+from ocillm.server.apis.shared.sse import Dialect, EventStream
+from ocillm.server.context import ServerContext
+from ocillm.server.routes.ollama import body, context
 
 router = APIRouter(prefix="/v1")
+#: ``data: {json}`` events, ``data: [DONE]`` at the end, errors as ``{"error": {...}}``.
+DIALECT = Dialect(error=error, end=b"data: [DONE]\n\n")
 
 
 @router.post("/chat/completions")
 async def chat_completions(
     req: ChatCompletionRequest = Depends(body(ChatCompletionRequest)),
     ctx: ServerContext = Depends(context),
-) -> OpenAIResponse:
-    return OpenAIResponse(compat.chat(ctx, req), stream=bool(req.stream))
+) -> EventStream:
+    return EventStream(serving.chat(ctx, req), stream=bool(req.stream), dialect=DIALECT)
 
 
 @router.post("/completions")
 async def completions(
     req: CompletionRequest = Depends(body(CompletionRequest)),
     ctx: ServerContext = Depends(context),
-) -> OpenAIResponse:
-    return OpenAIResponse(compat.completions(ctx, req), stream=bool(req.stream))
+) -> EventStream:
+    return EventStream(serving.completions(ctx, req), stream=bool(req.stream), dialect=DIALECT)
 
 
 @router.post("/embeddings")
 async def embeddings(
     req: EmbeddingRequest = Depends(body(EmbeddingRequest)),
     ctx: ServerContext = Depends(context),
-) -> OpenAIResponse:
-    return OpenAIResponse(compat.embeddings(ctx, req), stream=False)
+) -> EventStream:
+    return EventStream(serving.embeddings(ctx, req), stream=False, dialect=DIALECT)
 
 
 @router.get("/models")
 async def list_models(ctx: ServerContext = Depends(context)) -> JSONResponse:
-    return JSONResponse(await compat.list_models(ctx))
+    return JSONResponse(await serving.list_models(ctx))
 
 
 @router.get("/models/{model:path}")
 async def retrieve_model(model: str, ctx: ServerContext = Depends(context)) -> JSONResponse:
-    return JSONResponse(await compat.retrieve_model(ctx, model))
+    return JSONResponse(await serving.retrieve_model(ctx, model))

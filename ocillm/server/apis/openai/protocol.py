@@ -2,7 +2,7 @@
 (reference/ollama.md §1.13). Unknown fields are ignored; unsupported ones are accepted and unused.
 
 Requests are lenient where Ollama is (``content``, ``stop`` and ``input`` are checked, with
-Ollama's words, by :mod:`ocillm.server.openai_compat`). Responses are strict (``extra="forbid"``):
+Ollama's words, by :mod:`.translate`). Responses are strict (``extra="forbid"``):
 they mirror the wire field for field, and the tests validate what the server sends against them.
 """
 
@@ -73,7 +73,7 @@ class ChatCompletionRequest(_Body):
     max_tokens: int | None = None
     max_completion_tokens: int | None = None
     tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None  # accepted, not used (as Ollama)
+    tool_choice: Any = None  # "auto", "none", "required" or {"type": "function", ...}
     reasoning_effort: str | None = None
     reasoning: Reasoning | None = None
     logprobs: bool | None = None
@@ -238,3 +238,17 @@ class ErrorBody(_Out):
 
 class ErrorResponse(_Out):
     error: ErrorBody
+
+
+def error_type(status: int) -> str:
+    """OpenAI's ``error.type`` for a status, as Ollama's compatibility layer names it."""
+    if status == 400:
+        return "invalid_request_error"
+    if status == 404:
+        return "not_found_error"
+    return "api_error"
+
+
+def error(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``: the ``/v1`` error shape."""
+    return {"error": {"message": message, "type": error_type(status), "param": None, "code": code}}

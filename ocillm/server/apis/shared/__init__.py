@@ -1,0 +1,2 @@
+"""What the APIs share: one translation into the native requests, one reading of the native
+answers, and one Server-Sent-Events response."""
