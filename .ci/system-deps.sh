@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages the tests use: Distribution (docker-registry), skopeo, and podman and umoci
-# (a modelcar image must mount in a real container engine).
+# (a modelcar image must mount in a real container engine), and kubectl (`kubectl kustomize`
+# renders the deploy/ overlays; no cluster).
 set -euo pipefail
 need=()
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v podman >/dev/null 2>&1 || need+=(podman)
 command -v umoci >/dev/null 2>&1 || need+=(umoci)
+command -v kubectl >/dev/null 2>&1 || need+=(kubectl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else

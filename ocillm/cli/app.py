@@ -43,7 +43,15 @@ def _root(
 
 def _register() -> None:
     # Imported for their side effect: each module adds its commands to `app`.
-    from ocillm.cli import build_cmd, images_cmd, ollama_cmd, registry_cmd, serve_cmd, trust_cmd  # noqa: F401
+    from ocillm.cli import (  # noqa: F401
+        build_cmd,
+        images_cmd,
+        kube_cmd,
+        ollama_cmd,
+        registry_cmd,
+        serve_cmd,
+        trust_cmd,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,13 +30,13 @@ if TYPE_CHECKING:  # the transport (oras, requests) loads only when a command ne
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}  # fmt: skip
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, flag: str = "--chunk-size") -> int:
     """``16M``, ``8MiB``, ``1048576`` -> bytes."""
     raw = text.strip().lower().removesuffix("ib").removesuffix("i")
     number = raw.rstrip("kmgb")
     unit = raw[len(number) :]
     if not number.isdigit() or unit not in _SIZE_UNITS or int(number) <= 0:
-        raise UsageError(f"--chunk-size {text!r}: expected a size such as 16M or 1048576")
+        raise UsageError(f"{flag} {text!r}: expected a size such as 16M or 1048576")
     return int(number) * _SIZE_UNITS[unit]
 
 

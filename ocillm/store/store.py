@@ -185,7 +185,9 @@ class Store:
         records = self.images()
         if ref.digest is not None:
             for r in records:
-                if r.descriptor.digest == ref.digest and r.reference.name == ref.name:
+                # A pull by an index's digest keeps that name for the model it picked.
+                same = r.descriptor.digest == ref.digest or str(r.reference) == str(ref)
+                if same and r.reference.name == ref.name:
                     return r.descriptor
             if self.blobs.has(ref.digest):
                 data = self.blobs.read_bytes(ref.digest)
