@@ -33,6 +33,7 @@ _LOADS = (
     "/v1/embeddings",
     "/v1/messages",
     "/v1/messages/count_tokens",
+    "/v1/responses",
 )
 
 

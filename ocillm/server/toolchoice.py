@@ -58,4 +58,4 @@ def forced_call_grammar(
     rules = _ROOT.sub("forced-call ::= ", body, count=1)
     closing = ' "]"' if tag == LIST_TAG or tag.endswith("[") else ""
     literal = json.dumps(tag, ensure_ascii=False)
-    return f'root ::= {literal} [ \\t\\n]* forced-call{closing}\n{rules}'
+    return f"root ::= {literal} [ \\t\\n]* forced-call{closing}\n{rules}"

@@ -229,6 +229,7 @@ def chat_request(
     format: Any = None,
     think: bool | str | None = None,
     stream: bool = False,
+    truncate: bool | None = None,
 ) -> NativeChat:
     """The native chat request these pieces stand for."""
     kept, required = chosen_tools(tools or [], tool_choice)
@@ -242,6 +243,7 @@ def chat_request(
         "think": think,
         "tools": kept or None,
         "stream": stream,
+        "truncate": truncate,
     }
     request: native.ChatRequest = validated(native.ChatRequest, data)
     return NativeChat(request, required)
