@@ -91,6 +91,41 @@ def _repack(env: Mapping[str, str]) -> str:
     raise UsageError(f"OCILLM_LLAMA_REPACK={raw!r}: expected auto, on or off")
 
 
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0")
+
+
+def _kv_cache_type(env: Mapping[str, str]) -> str:
+    raw = env.get("OCILLM_KV_CACHE_TYPE", "").strip().lower() or "f16"
+    if raw not in KV_CACHE_TYPES:
+        from ocillm.errors import UsageError
+
+        raise UsageError(f"OCILLM_KV_CACHE_TYPE={raw!r}: expected f16, q8_0 or q4_0")
+    return raw
+
+
+def _flash_attention(env: Mapping[str, str], kv_cache_type: str) -> str:
+    raw = env.get("OCILLM_FLASH_ATTENTION", "").strip().lower()
+    if raw in ("", "auto"):
+        value = "auto"
+    elif raw in ("on", "off"):
+        value = raw
+    elif raw in ("0", "1") or raw in _FALSE or raw in ("true", "yes"):
+        value = "on" if parse_bool(raw) else "off"
+    else:
+        from ocillm.errors import UsageError
+
+        raise UsageError(f"OCILLM_FLASH_ATTENTION={raw!r}: expected auto, on or off")
+    if value == "off" and kv_cache_type != "f16":
+        from ocillm.errors import UsageError
+
+        # llama.cpp quantizes the V cache only with flash attention.
+        raise UsageError(
+            f"OCILLM_KV_CACHE_TYPE={kv_cache_type} needs flash attention: "
+            "set OCILLM_FLASH_ATTENTION to auto or on"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -113,6 +148,10 @@ class Settings:
     runner_spare: bool = True
     llama_repack: str = "auto"
     """llama.cpp's extra buffer types (repacked weights): auto (off on AMX CPUs), on, off."""
+    kv_cache_type: str = "f16"
+    """``OCILLM_KV_CACHE_TYPE``: f16, q8_0 or q4_0 (the memory estimate follows it)."""
+    flash_attention: str = "auto"
+    """``OCILLM_FLASH_ATTENTION``: auto (llama.cpp decides per device), on, off."""
     insecure_registries: tuple[str, ...] = ()
     registry_retries: int = DEFAULT_REGISTRY_RETRIES
     registry_backoff: float = DEFAULT_REGISTRY_BACKOFF
@@ -185,6 +224,8 @@ class Settings:
             runner_unix_socket=parse_bool(e.get("OCILLM_RUNNER_UNIX_SOCKET")),
             runner_spare=parse_bool(e.get("OCILLM_RUNNER_SPARE"), default=True),
             llama_repack=_repack(e),
+            kv_cache_type=_kv_cache_type(e),
+            flash_attention=_flash_attention(e, _kv_cache_type(e)),
             insecure_registries=_list("OCILLM_INSECURE_REGISTRIES"),
             registry_retries=max(1, _int(e, "OCILLM_REGISTRY_RETRIES", DEFAULT_REGISTRY_RETRIES)),
             registry_backoff=_float(e, "OCILLM_REGISTRY_BACKOFF", DEFAULT_REGISTRY_BACKOFF),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,31 +17,22 @@ def engine(tiny_gguf: Path) -> Engine:
     return Engine(EngineConfig(model=tiny_gguf, n_ctx=256))
 
 
-def _count_evals(engine: Engine) -> list[int]:
-    """Record how many tokens each ``eval`` call of the (only) slot decodes."""
-    llama: Any = engine._slots[0].llama
-    calls: list[int] = []
-    original = type(llama).eval
-
-    def eval_spy(tokens: Any) -> None:
-        calls.append(len(tokens))
-        original(llama, tokens)
-
-    llama.eval = eval_spy
-    return calls
-
-
 def test_a_shared_prefix_is_not_evaluated_again(engine: Engine) -> None:
     first = CompletionRequest(prompt=PROMPT, temperature=0, num_predict=4)
     list(engine.complete(first))
-    calls = _count_evals(engine)
     follow_up = PROMPT + "<|im_start|>assistant\nhi<|im_end|>\n"
+    assert engine._loop is not None
+    engine._loop.history.clear()
     chunks = list(
         engine.complete(CompletionRequest(prompt=follow_up, temperature=0, num_predict=4))
     )
-    prompt_tokens = chunks[-1].prompt_eval_count
-    assert prompt_tokens == len(engine.tokenize(follow_up))
-    assert calls[0] < prompt_tokens - len(engine.tokenize(PROMPT)) + 2
+    final = chunks[-1]
+    assert final.prompt_eval_count == len(engine.tokenize(follow_up))
+    assert final.prompt_cached == len(engine.tokenize(PROMPT))
+    # The first step evaluated only the new tokens; each later one, one sampled token.
+    steps = [tokens for tokens, _ in engine._loop.history]
+    assert steps[0] == final.prompt_eval_count - final.prompt_cached
+    assert steps[1:] == [1] * (len(steps) - 1)
 
 
 def test_cancellation_stops_within_a_token(engine: Engine) -> None:
@@ -88,16 +78,21 @@ def test_a_grammar_constrains_the_output(engine: Engine) -> None:
     assert chunks[-1].done_reason == "stop"
 
 
-def test_parallel_slots_pick_the_one_holding_the_prefix(tiny_gguf: Path) -> None:
+def test_a_request_takes_the_sequence_holding_its_prefix(tiny_gguf: Path) -> None:
     two = Engine(EngineConfig(model=tiny_gguf, n_ctx=128, n_parallel=2))
-    assert two.slots == (2, 0)
-    a, b = two._slots
-    a.busy = True  # the first request lands in slot b
-    list(two.complete(CompletionRequest(prompt=PROMPT, num_predict=2)))
-    a.busy = False
-    tokens = two.tokenize(PROMPT + "more")
-    assert two._take(tokens) is b
-    two.close()
+    try:
+        assert two.slots == (2, 0)
+        other = "<|im_start|>user\nsomething else entirely<|im_end|>\n"
+        list(two.complete(CompletionRequest(prompt=PROMPT, num_predict=2)))
+        list(two.complete(CompletionRequest(prompt=other, num_predict=2)))
+        assert two._loop is not None
+        held = [list(s.tokens) for s in two._loop._slots]
+        prompt = two.tokenize(PROMPT)
+        assert sum(h[: len(prompt)] == prompt for h in held) == 1  # one sequence each
+        final = list(two.complete(CompletionRequest(prompt=PROMPT + "more", num_predict=2)))[-1]
+        assert final.prompt_cached >= len(prompt) - 1
+    finally:
+        two.close()
 
 
 def test_a_completion_runner_refuses_embeddings(engine: Engine) -> None:

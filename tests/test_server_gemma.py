@@ -50,7 +50,9 @@ def client(server: ServerProcess) -> ollama.Client:
 def llama(gemma_gguf: Path) -> Any:
     from ocillm.runner.llama_loader import open_llama
 
-    return open_llama(gemma_gguf, n_ctx=2048, verbose=False)
+    # Flash attention on, as the daemon's runner resolves OCILLM_FLASH_ATTENTION=auto on a CPU
+    # (it changes the logits' last bits, enough to flip a near-tie).
+    return open_llama(gemma_gguf, n_ctx=2048, verbose=False, flash_attn=True)
 
 
 def in_process(llama: Any, prompt: str, **sampling: Any) -> str:

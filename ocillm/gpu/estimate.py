@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Bytes per KV-cache element (llama.cpp's default f16 cache).
-KV_F16 = 2
+KV_F16 = 2.0
+#: Bytes per element of each KV cache type (``OCILLM_KV_CACHE_TYPE``): q8_0 stores 32 values in
+#: 34 bytes, q4_0 in 18 (ggml's block sizes).
+KV_BYTES_PER_ELEMENT = {"f16": KV_F16, "q8_0": 34 / 32, "q4_0": 18 / 32}
 
 _BLOCK = re.compile(r"^blk\.(\d+)\.")
 
@@ -96,7 +99,7 @@ class EstimateOptions:
     num_ctx: int = 4096
     num_batch: int = 512
     num_parallel: int = 1
-    kv_bytes_per_element: int = KV_F16
+    kv_bytes_per_element: float = KV_F16
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def estimate(shape: ModelShape, options: EstimateOptions = EstimateOptions()) ->
     heads_kv = max(shape.head_count_kv, 1)
     kh, vh = shape.head_dim_k, shape.head_dim_v
 
-    kv_layer = ctx * (kh + vh) * heads_kv * options.kv_bytes_per_element
+    kv_layer = int(ctx * (kh + vh) * heads_kv * options.kv_bytes_per_element)
     blocks = shape.block_count
     weights = tuple(int(shape.layer_bytes.get(i, 0)) for i in range(blocks))
     kv = tuple(kv_layer for _ in range(blocks))

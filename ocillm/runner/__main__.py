@@ -20,7 +20,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from ocillm.runner.engine import Engine, EngineConfig
+from ocillm.runner.engine import FLASH_ATTENTION_CHOICES, KV_CACHE_TYPES, Engine, EngineConfig
 from ocillm.runner.llama_loader import REPACK_CHOICES
 from ocillm.runner.protocol import READY_PREFIX
 from ocillm.runner.server import serve_tcp, serve_unix
@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="llama.cpp's extra buffer types (repacked weights); auto: off on AMX CPUs",
     )
+    p.add_argument("--kv-cache-type", choices=KV_CACHE_TYPES, default="f16")
+    p.add_argument("--flash-attention", choices=FLASH_ATTENTION_CHOICES, default="auto")
     p.add_argument(
         "--watch-stdin", action="store_true", help="exit when stdin closes (the parent is gone)"
     )
@@ -107,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         tensor_split=tuple(float(x) for x in args.tensor_split.split(",") if x.strip()),
         verbose=args.verbose,
         repack=args.repack,
+        kv_cache_type=args.kv_cache_type,
+        flash_attention=args.flash_attention,
     )
     try:
         engine = Engine(config)

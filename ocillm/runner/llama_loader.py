@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
@@ -59,8 +60,30 @@ def use_extra_buffer_types(repack: Repack, flags: frozenset[str] | None = None) 
     return not has_amx(cpu_flags() if flags is None else flags)
 
 
-def open_llama(model_path: str | Path, *, repack: Repack = "auto", **kwargs: Any) -> Any:
-    """``llama_cpp.Llama(model_path, **kwargs)`` with extra buffer types chosen by ``repack``.
+@dataclass(frozen=True)
+class ContextOverrides:
+    """Context fields ``llama_cpp.Llama`` does not expose (or sets only to on/off).
+
+    ``flash_attn``: -1 auto, 0 off, 1 on (``LLAMA_FLASH_ATTN_TYPE_*``); ``type_k``/``type_v``:
+    ``GGML_TYPE_*`` numbers, ``None`` for llama.cpp's default (f16).
+    """
+
+    n_seq_max: int = 1
+    kv_unified: bool = False
+    flash_attn: int = -1
+    type_k: int | None = None
+    type_v: int | None = None
+
+
+def open_llama(
+    model_path: str | Path,
+    *,
+    repack: Repack = "auto",
+    context: ContextOverrides | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``llama_cpp.Llama(model_path, **kwargs)`` with extra buffer types chosen by ``repack``,
+    and ``context`` (when given) applied to the context it creates.
 
     Raises ``RuntimeError`` if the loaded model's parameters do not carry the choice (a
     llama-cpp-python that builds its parameters differently): a silent no-op here would bring
@@ -71,8 +94,13 @@ def open_llama(model_path: str | Path, *, repack: Repack = "auto", **kwargs: Any
 
     install_log_tagging(verbose=bool(kwargs.get("verbose", False)))
     extra = use_extra_buffer_types(repack)
-    with _default_params(lib, use_extra_bufts=extra):
+    with _default_params(lib, use_extra_bufts=extra, context=context):
         llm = llama_cpp.Llama(model_path=str(model_path), **kwargs)
+    if context is not None and lib.llama_n_seq_max(llm._ctx.ctx) != context.n_seq_max:
+        llm.close()
+        raise RuntimeError(
+            f"llama-cpp-python {llama_cpp.__version__} did not take n_seq_max={context.n_seq_max}"
+        )
     got = bool(llm.model_params.use_extra_bufts)
     if got != extra:
         llm.close()
@@ -83,23 +111,40 @@ def open_llama(model_path: str | Path, *, repack: Repack = "auto", **kwargs: Any
 
 
 @contextlib.contextmanager
-def _default_params(lib: Any, *, use_extra_bufts: bool) -> Iterator[None]:
+def _default_params(
+    lib: Any, *, use_extra_bufts: bool, context: ContextOverrides | None = None
+) -> Iterator[None]:
     # Llama.__init__ starts from lib.llama_model_default_params() and sets only the fields it
     # knows; wrapping that function (under a lock, for the length of one constructor) is the one
-    # way to set a field it does not know.
+    # way to set a field it does not know. Its context parameters are final only when it calls
+    # llama_init_from_model (it forces flash attention on or off before), so that call is wrapped.
     original = lib.llama_model_default_params
+    original_init = lib.llama_init_from_model
 
     def defaults() -> Any:
         params = original()
         params.use_extra_bufts = use_extra_bufts
         return params
 
+    def init_from_model(model: Any, params: Any) -> Any:
+        if context is not None:
+            params.n_seq_max = context.n_seq_max
+            params.kv_unified = context.kv_unified
+            params.flash_attn_type = context.flash_attn
+            if context.type_k is not None:
+                params.type_k = context.type_k
+            if context.type_v is not None:
+                params.type_v = context.type_v
+        return original_init(model, params)
+
     with _params_lock:
         lib.llama_model_default_params = defaults
+        lib.llama_init_from_model = init_from_model
         try:
             yield
         finally:
             lib.llama_model_default_params = original
+            lib.llama_init_from_model = original_init
 
 
 _log_state: dict[str, Any] = {}

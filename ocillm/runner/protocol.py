@@ -33,6 +33,8 @@ class CompletionRequest(BaseModel):
     seed: int = -1  # -1: random
     stop: list[str] = Field(default_factory=list)
     grammar: str | None = None  # GBNF text (``format: json`` / a JSON schema, converted upstream)
+    num_keep: int = 4  # tokens a context shift keeps at the start (-1: the whole prompt)
+    shift: bool = True  # a full context shifts (False: the generation ends with "length")
 
     @model_validator(mode="after")
     def _one_input(self) -> CompletionRequest:
@@ -51,6 +53,8 @@ class CompletionChunk(BaseModel):
     prompt_eval_duration: int = 0
     eval_count: int = 0
     eval_duration: int = 0
+    prompt_cached: int = 0  # of prompt_eval_count, the tokens found in the KV cache
+    context_shifted: bool | None = None  # the context filled and was shifted (num_keep)
     #: the stop sequence that ended the generation (``done_reason`` is then ``stop``)
     stop_sequence: str | None = None
 

@@ -27,6 +27,8 @@ class RunnerSpec:
     tensor_split: tuple[float, ...] = ()
     verbose: bool = False
     repack: str = "auto"  # llama.cpp extra buffer types: auto (off on AMX CPUs), on, off
+    kv_cache_type: str = "f16"  # f16, q8_0, q4_0
+    flash_attention: str = "auto"  # auto, on, off
 
     def argv(self, python: str = sys.executable) -> list[str]:
         """The command line, without the listening address (``--port``/``--socket``)."""
@@ -62,6 +64,10 @@ class RunnerSpec:
             args.append("--verbose")
         if self.repack != "auto":
             args += ["--repack", self.repack]
+        if self.kv_cache_type != "f16":
+            args += ["--kv-cache-type", self.kv_cache_type]
+        if self.flash_attention != "auto":
+            args += ["--flash-attention", self.flash_attention]
         return args
 
     def env(self) -> dict[str, str]:

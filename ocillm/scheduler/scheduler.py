@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ocillm.config import Settings
 from ocillm.gpu.discovery import Discovery
-from ocillm.gpu.estimate import EstimateOptions, ModelShape, estimate
+from ocillm.gpu.estimate import KV_BYTES_PER_ELEMENT, EstimateOptions, ModelShape, estimate
 from ocillm.gpu.placement import Placement, place
 from ocillm.runner.base import Runner
 from ocillm.runner.errors import RunnerError
@@ -112,6 +112,8 @@ class Scheduler:
         gpu_overhead: int = 0,
         runner_verbose: bool = False,
         events: SchedulerEvents | None = None,
+        kv_cache_type: str = "f16",
+        flash_attention: str = "auto",
     ) -> None:
         self.discovery = discovery
         self.factory = factory
@@ -123,6 +125,8 @@ class Scheduler:
         self.spread = spread
         self.gpu_overhead = max(gpu_overhead, 0)  # bytes kept free on each GPU
         self.runner_verbose = runner_verbose  # llama.cpp's own log on the runner's stderr
+        self.kv_cache_type = kv_cache_type  # OCILLM_KV_CACHE_TYPE: the runners' and the estimate's
+        self.flash_attention = flash_attention  # OCILLM_FLASH_ATTENTION
         self.events = events or SchedulerEvents()  # loads, evictions, crashes (the metrics)
         self._entries: dict[str, _Entry] = {}
         self._waiters: list[_Waiter] = []
@@ -155,6 +159,8 @@ class Scheduler:
             gpu_overhead=settings.gpu_overhead,
             runner_verbose=settings.debug,
             events=events,
+            kv_cache_type=settings.kv_cache_type,
+            flash_attention=settings.flash_attention,
         )
 
     # --- public API ----------------------------------------------------------------------
@@ -424,7 +430,12 @@ class Scheduler:
         num_parallel = 1 if opts.embedding else self.num_parallel
         needs = estimate(
             shape,
-            EstimateOptions(num_ctx=num_ctx, num_batch=opts.num_batch, num_parallel=num_parallel),
+            EstimateOptions(
+                num_ctx=num_ctx,
+                num_batch=opts.num_batch,
+                num_parallel=num_parallel,
+                kv_bytes_per_element=KV_BYTES_PER_ELEMENT[self.kv_cache_type],
+            ),
         )
         while True:
             if self._closed:
@@ -517,6 +528,8 @@ class Scheduler:
             main_gpu=_main_gpu(opts.main_gpu, placement),
             tensor_split=placement.tensor_split,
             verbose=self.runner_verbose,
+            kv_cache_type=self.kv_cache_type,
+            flash_attention=self.flash_attention,
         )
         log.info(
             "loading %s: %d layers on %s, %s",

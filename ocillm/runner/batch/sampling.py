@@ -1,0 +1,76 @@
+"""One llama.cpp sampler chain per sequence, built from the request's options.
+
+The order is llama.cpp's own (``common/sampling.cpp``): grammar, penalties, top-k, typical,
+top-p, min-p, temperature, then a seeded draw (greedy at temperature 0). The penalties sampler is
+kept aside as well, so the prompt's tokens can enter its window without touching the grammar.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ocillm.runner.protocol import CompletionRequest
+
+
+class SamplerError(Exception):
+    pass
+
+
+def seed_of(requested: int) -> int:
+    """llama.cpp's seed is a uint32 (0xFFFFFFFF means random); any int64 maps onto it."""
+    if requested >= 0:
+        return requested % 0xFFFFFFFF
+    return random.SystemRandom().randrange(2**31)
+
+
+class Sampler:
+    def __init__(self, req: CompletionRequest, vocab: Any, n_vocab: int, n_ctx: int) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        params = llama_cpp.llama_sampler_chain_default_params()
+        params.no_perf = True
+        self._chain = llama_cpp.llama_sampler_chain_init(params)
+        add = self._add
+        if req.grammar:
+            grammar = llama_cpp.llama_sampler_init_grammar(vocab, req.grammar.encode(), b"root")
+            if not grammar:
+                self.close()
+                raise SamplerError(
+                    "invalid grammar: llama.cpp could not parse it (GBNF, rule 'root')"
+                )
+            add(grammar)
+        last_n = n_ctx if req.repeat_last_n < 0 else req.repeat_last_n
+        self._penalties = llama_cpp.llama_sampler_init_penalties(
+            n_vocab, last_n, req.repeat_penalty, req.frequency_penalty, req.presence_penalty
+        )
+        add(self._penalties)
+        if req.temperature <= 0:
+            add(llama_cpp.llama_sampler_init_greedy())
+            return
+        min_keep = 1
+        if req.top_k > 0:
+            add(llama_cpp.llama_sampler_init_top_k(req.top_k))
+        add(llama_cpp.llama_sampler_init_typical(req.typical_p, min_keep))
+        add(llama_cpp.llama_sampler_init_top_p(req.top_p, min_keep))
+        add(llama_cpp.llama_sampler_init_min_p(req.min_p, min_keep))
+        add(llama_cpp.llama_sampler_init_temp(req.temperature))
+        add(llama_cpp.llama_sampler_init_dist(seed_of(req.seed)))
+
+    def _add(self, sampler: Any) -> None:
+        self._lib.llama_sampler_chain_add(self._chain, sampler)
+
+    def remember(self, tokens: list[int]) -> None:
+        """Put prompt tokens in the penalty window (the grammar never sees them)."""
+        for token in tokens:
+            self._lib.llama_sampler_accept(self._penalties, token)
+
+    def sample(self, ctx: Any, index: int) -> int:
+        """Sample from the logits of batch row ``index`` and accept the token into the chain."""
+        return int(self._lib.llama_sampler_sample(self._chain, ctx, index))
+
+    def close(self) -> None:
+        if self._chain is not None:
+            self._lib.llama_sampler_free(self._chain)  # frees every sampler in the chain
+            self._chain = None
