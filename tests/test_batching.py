@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ocillm.runner.batch.text import Utf8Stream
 from ocillm.runner.engine import Engine, EngineConfig
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest
 
@@ -141,3 +142,74 @@ def test_unlimited_num_predict_is_capped_at_the_context(tiny_gguf: Path) -> None
         assert final.done_reason == "length" and final.eval_count == 64
     finally:
         small.close()
+
+
+def test_logprobs_come_from_the_step_logits(engine: Engine) -> None:
+    req = CompletionRequest(
+        prompt="hello", temperature=0, num_predict=6, logprobs=True, top_logprobs=3
+    )
+    chunks = list(engine.complete(req))
+    entries = [lp for c in chunks for lp in (c.logprobs or [])]
+    assert len(entries) == 6
+    text = "".join(c.content for c in chunks)
+    spelled = Utf8Stream()
+    assert "".join(spelled.feed(bytes(e.bytes)) for e in entries) + spelled.flush() == text
+    for e in entries:
+        assert e.logprob <= 0 and len(e.top_logprobs) == 3
+        # Greedy: the chosen token is the most likely one, and the list is sorted.
+        assert e.top_logprobs[0].logprob == pytest.approx(e.logprob)
+        assert [t.logprob for t in e.top_logprobs] == sorted(
+            (t.logprob for t in e.top_logprobs), reverse=True
+        )
+    # A real distribution: the probabilities of the top three sum to at most 1.
+    import math
+
+    assert all(sum(math.exp(t.logprob) for t in e.top_logprobs) <= 1 + 1e-5 for e in entries)
+    plain = list(engine.complete(CompletionRequest(prompt="hello", temperature=0, num_predict=6)))
+    assert all(c.logprobs is None for c in plain)
+    assert "".join(c.content for c in plain) == text
+
+
+GEMMA_PROMPTS = [
+    "The three primary colors are",
+    "A recipe for a simple tomato soup:",
+    "In computer science, a hash table is",
+    "Once upon a time in a small village,",
+]
+
+
+def _first_difference(a: list[int], b: list[int]) -> int | None:
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def test_gemma_concurrent_outputs_leave_alone_ones_only_at_near_ties(gemma_gguf: Path) -> None:
+    """llama.cpp's kernels depend on the batch size, so on a real model a concurrent greedy run
+    may flip a near-tie; any other difference would mean sequences leak into each other."""
+    gemma = Engine(EngineConfig(model=gemma_gguf, n_ctx=512, n_parallel=4, n_threads=2))
+    try:
+
+        def req(prompt: str) -> CompletionRequest:
+            return CompletionRequest(
+                prompt=prompt, temperature=0, num_predict=32, logprobs=True, top_logprobs=2
+            )
+
+        def tokens(chunks: list[CompletionChunk]) -> list[bytes]:
+            return [bytes(lp.bytes) for c in chunks for lp in (c.logprobs or [])]
+
+        alone = [list(gemma.complete(req(p))) for p in GEMMA_PROMPTS]
+        together = _concurrently(gemma, [req(p) for p in GEMMA_PROMPTS])
+        for solo, mixed in zip(alone, together, strict=True):
+            solo_tokens, mixed_tokens = tokens(solo), tokens(mixed)
+            at = _first_difference([hash(t) for t in solo_tokens], [hash(t) for t in mixed_tokens])
+            if at is None:
+                continue
+            entry = [lp for c in solo for lp in (c.logprobs or [])][at]
+            first, second = entry.top_logprobs[0].logprob, entry.top_logprobs[1].logprob
+            assert first - second < 0.05, (
+                f"diverged at token {at} where the alone run was sure ({first} vs {second})"
+            )
+    finally:
+        gemma.close()

@@ -33,6 +33,8 @@ class CompletionRequest(BaseModel):
     seed: int = -1  # -1: random
     stop: list[str] = Field(default_factory=list)
     grammar: str | None = None  # GBNF text (``format: json`` / a JSON schema, converted upstream)
+    logprobs: bool = False  # each generated token's log probability
+    top_logprobs: int = Field(default=0, ge=0, le=20)  # and the N most likely tokens at its step
     num_keep: int = 4  # tokens a context shift keeps at the start (-1: the whole prompt)
     shift: bool = True  # a full context shifts (False: the generation ends with "length")
 
@@ -43,10 +45,21 @@ class CompletionRequest(BaseModel):
         return self
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float  # natural log, from the model's logits before any sampler touched them
+    bytes: list[int]
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob] = Field(default_factory=list)
+
+
 class CompletionChunk(BaseModel):
     """One NDJSON line of a completion. The last has ``done`` and the metrics (durations in ns)."""
 
     content: str = ""
+    logprobs: list[TokenLogprob] | None = None  # the tokens sampled since the last chunk
     done: bool = False
     done_reason: DoneReason | None = None
     prompt_eval_count: int = 0

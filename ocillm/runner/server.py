@@ -30,6 +30,7 @@ from ocillm.runner.protocol import (
     HealthResponse,
     TokenizeRequest,
     TokenizeResponse,
+    TokenLogprob,
 )
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,14 @@ class _Handler(BaseHTTPRequestHandler):
         if not req.stream:
             merged = CompletionChunk()
             parts: list[str] = []
+            logprobs: list[TokenLogprob] = []
             for chunk in chunks:
                 parts.append(chunk.content)
+                logprobs.extend(chunk.logprobs or ())
                 if chunk.done:
                     merged = chunk
             merged.content = "".join(parts)
+            merged.logprobs = logprobs or None
             self._send_json(200, merged)
             return
         self.send_response(200)

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocillm.runner.batch.logprobs import step_logprobs, token_logprob
 from ocillm.runner.batch.sampling import Sampler
 from ocillm.runner.batch.text import Utf8Stream
-from ocillm.runner.protocol import CompletionChunk, CompletionRequest
+from ocillm.runner.protocol import CompletionChunk, CompletionRequest, TokenLogprob
 from ocillm.runner.stops import StopScanner
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class DecodeLoop:
         self._ctx = llama._ctx.ctx
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama._model.vocab
+        self._n_vocab = int(llama.n_vocab())
         # What was asked for: llama.cpp rounds each sequence's cells up to a multiple of 256.
         self.n_ctx = min(int(llama_cpp.llama_n_ctx_seq(self._ctx)), n_ctx)
         self.n_batch = max(n_batch, n_seq)
@@ -215,7 +217,17 @@ class DecodeLoop:
         for job, index in rows:
             if job.t_first == 0:
                 job.t_first = now
-            self._sampled(job, job.sampler.sample(self._ctx, index))
+            wants = job.req.logprobs or job.req.top_logprobs > 0
+            logprobs = (
+                step_logprobs(self._lib.llama_get_logits_ith(self._ctx, index), self._n_vocab)
+                if wants
+                else None
+            )
+            token = job.sampler.sample(self._ctx, index)
+            lp = None
+            if logprobs is not None:
+                lp = token_logprob(logprobs, token, job.req.top_logprobs, self._token_bytes)
+            self._sampled(job, token, lp)
 
     # --- admission, sampling, ending ----------------------------------------------------
 
@@ -252,14 +264,14 @@ class DecodeLoop:
             job.sampler.remember(job.prompt)
             self._running.append(job)
 
-    def _sampled(self, job: Job, token: int) -> None:
+    def _sampled(self, job: Job, token: int, logprob: TokenLogprob | None) -> None:
         if self._lib.llama_vocab_is_eog(self._vocab, token):
             self._finish(job, "stop")
             return
         job.generated += 1
         text = job.stops.add(job.utf8.feed(self._token_bytes(token)))
-        if text:
-            job.out.put(CompletionChunk(content=text))
+        if text or logprob is not None:
+            job.out.put(CompletionChunk(content=text, logprobs=[logprob] if logprob else None))
         limit = job.req.num_predict if job.req.num_predict > 0 else self.n_ctx
         if job.stops.matched is not None:
             self._finish(job, "stop")
