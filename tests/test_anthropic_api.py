@@ -82,7 +82,7 @@ def test_a_message_has_anthropics_shape(client: anthropic.Anthropic, server: Ser
     assert [b.type for b in out.content] == ["text"]
     assert out.usage.output_tokens == 5 and out.usage.input_tokens > 0
     raw = post(server, "/v1/messages", {"model": "tiny", "max_tokens": 3, "messages": USER})
-    wire.Message.model_validate(raw.json())
+    wire.AnthropicMessage.model_validate(raw.json())
 
 
 def test_the_stream_is_anthropics_event_sequence(server: ServerProcess) -> None:

@@ -66,6 +66,9 @@ def test_every_operation_has_its_own_id(doc: dict[str, Any]) -> None:
         ("/v1/chat/completions", "ChatCompletionRequest", "ChatCompletion"),
         ("/v1/completions", "CompletionRequest", "Completion"),
         ("/v1/embeddings", "EmbeddingRequest", "EmbeddingList"),
+        ("/v1/messages", "MessagesRequest", "AnthropicMessage"),
+        ("/v1/messages/count_tokens", "CountTokensRequest", "TokenCount"),
+        ("/v1/responses", "ResponsesRequest", None),
     ],
 )
 def test_post_bodies_are_the_pydantic_models(

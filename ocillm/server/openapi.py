@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from ocillm.server.apis.anthropic import protocol as an
 from ocillm.server.apis.openai import protocol as oa
 from ocillm.server.errors import shape_for
 from ocillm.server.schemas import ollama as o
@@ -44,6 +45,8 @@ ANSWERS: dict[tuple[str, str], tuple[type[BaseModel], tuple[str, ...]]] = {
     ("post", "/v1/embeddings"): (oa.EmbeddingList, (JSON,)),
     ("get", "/v1/models"): (oa.ModelList, (JSON,)),
     ("get", "/v1/models/{model}"): (oa.ModelObject, (JSON,)),
+    ("post", "/v1/messages"): (an.AnthropicMessage, (JSON,)),
+    ("post", "/v1/messages/count_tokens"): (an.TokenCount, (JSON,)),
 }
 #: Raw bodies (``POST /api/blobs/:digest``): bytes, not JSON.
 RAW_BODIES = {("post", "/api/blobs/{digest}")}

@@ -155,7 +155,9 @@ OutBlock = Annotated[OutText | OutThinking | OutToolUse, Field(discriminator="ty
 StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use"]
 
 
-class Message(_Out):
+class AnthropicMessage(_Out):
+    """A whole answer (``type: "message"``)."""
+
     id: str  # msg_…
     type: Literal["message"] = "message"
     role: Literal["assistant"] = "assistant"

@@ -125,8 +125,3 @@ class ResponsesRequest(_Body):
     user: str | None = None
     service_tier: Literal["auto", "default"] | None = None
     stream_options: dict[str, bool] | None = None
-
-
-class ErrorResponse(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    error: dict[str, Any]
