@@ -14,6 +14,8 @@ from ocillm.runner.protocol import (
     CompletionRequest,
     EmbeddingRequest,
     EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
 )
 from ocillm.runner.spec import RunnerSpec
 
@@ -22,6 +24,8 @@ __all__ = [
     "CompletionRequest",
     "EmbeddingRequest",
     "EmbeddingResponse",
+    "RerankRequest",
+    "RerankResponse",
     "Runner",
     "RunnerClient",
     "RunnerError",

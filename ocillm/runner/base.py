@@ -9,11 +9,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 
+from ocillm.runner.errors import RunnerError
 from ocillm.runner.protocol import (
     CompletionChunk,
     CompletionRequest,
     EmbeddingRequest,
     EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
 )
 
 
@@ -50,6 +53,10 @@ class Runner(ABC):
 
     @abstractmethod
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse: ...
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse:
+        """One relevance score per document (a reranker model); others cannot."""
+        raise RunnerError("this runner cannot rerank", status=400)
 
     async def complete(self, request: CompletionRequest) -> CompletionChunk:
         """The whole completion as one chunk (``content`` joined, the final metrics)."""

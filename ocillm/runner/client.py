@@ -17,6 +17,8 @@ from ocillm.runner.protocol import (
     EmbeddingRequest,
     EmbeddingResponse,
     HealthResponse,
+    RerankRequest,
+    RerankResponse,
     TokenizeRequest,
     TokenizeResponse,
 )
@@ -101,3 +103,6 @@ class RunnerClient:
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         return EmbeddingResponse.model_validate_json(await self._post("/embedding", request))
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse:
+        return RerankResponse.model_validate_json(await self._post("/rerank", request))

@@ -24,8 +24,17 @@ from ocillm.runner.protocol import (
     CompletionRequest,
     EmbeddingRequest,
     EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
 )
+from ocillm.runner.rerank import PairTooLong, is_reranker, rank
 from ocillm.runner.stops import StopScanner
+
+#: What a reranker says when asked for embeddings (llama.cpp pools it to scores, not vectors).
+RERANKER_EMBEDS = (
+    "this model is a reranker: it scores documents against a query (/api/rerank), "
+    "it gives no embeddings"
+)
 
 
 class EngineError(Exception):
@@ -263,6 +272,8 @@ class Engine:
     def embed(self, req: EmbeddingRequest) -> EmbeddingResponse:
         if not self.config.embedding:
             raise EngineError("this runner was not loaded for embeddings")
+        if is_reranker(self._slots[0].llama):  # it pools one score per input, not a vector
+            raise EngineError(RERANKER_EMBEDS)
         if not req.input:
             return EmbeddingResponse(embeddings=[], prompt_eval_count=0)
         if not req.truncate:
@@ -282,6 +293,22 @@ class Engine:
         if req.normalize:
             pooled = [_normalize(v) for v in pooled]
         return EmbeddingResponse(embeddings=pooled, prompt_eval_count=int(count))
+
+    # --- rerank ---------------------------------------------------------------------------
+
+    def rerank(self, req: RerankRequest) -> RerankResponse:
+        if not self.config.embedding or not is_reranker(self._slots[0].llama):
+            raise EngineError("this model cannot rerank: its pooling type is not rank")
+        if not req.documents:
+            return RerankResponse(scores=[], prompt_eval_count=0)
+        slot = self._take()
+        try:
+            scores, count = rank(slot.llama, req.query, req.documents, truncate=req.truncate)
+        except PairTooLong as err:
+            raise EngineError(str(err)) from None
+        finally:
+            self._give(slot)
+        return RerankResponse(scores=scores, prompt_eval_count=count)
 
     def close(self) -> None:
         if self._loop is not None:

@@ -30,6 +30,8 @@ from ocillm.runner.protocol import (
     CompletionRequest,
     EmbeddingRequest,
     EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
 )
 from ocillm.runner.spec import RunnerSpec
 
@@ -249,6 +251,12 @@ class RunnerProcess(Runner):
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         try:
             return await self._client.embed(request)
+        except RunnerUnreachable as err:
+            raise await self._dead(err) from err
+
+    async def rerank(self, request: RerankRequest) -> RerankResponse:
+        try:
+            return await self._client.rerank(request)
         except RunnerUnreachable as err:
             raise await self._dead(err) from err
 

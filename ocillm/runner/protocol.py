@@ -122,3 +122,18 @@ class ErrorResponse(BaseModel):
 #: The line a runner prints on stdout once it listens: ``OCILLM_RUNNER_READY port=PORT`` or
 #: ``OCILLM_RUNNER_READY socket=PATH``.
 READY_PREFIX = "OCILLM_RUNNER_READY"
+
+
+class RerankRequest(BaseModel):
+    """Score each document's relevance to ``query`` (a reranker: pooling type rank)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str
+    documents: list[str]
+    truncate: bool = True  # cut a document that does not fit beside the query, else fail
+
+
+class RerankResponse(BaseModel):
+    scores: list[float]  # one per document, in the request's order
+    prompt_eval_count: int

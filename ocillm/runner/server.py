@@ -1,7 +1,7 @@
 """The runner's HTTP server: stdlib ``ThreadingHTTPServer`` over TCP (127.0.0.1) or a unix socket.
 
 Routes: ``GET /health``, ``POST /completion`` (NDJSON stream, chunked), ``POST /tokenize``,
-``POST /detokenize``, ``POST /embedding``. A client that goes away mid-stream stops its
+``POST /detokenize``, ``POST /embedding``, ``POST /rerank``. A client that goes away mid-stream stops its
 generation: every sampled token asks whether the connection's socket has reached EOF.
 """
 
@@ -28,6 +28,7 @@ from ocillm.runner.protocol import (
     DetokenizeResponse,
     EmbeddingRequest,
     HealthResponse,
+    RerankRequest,
     TokenizeRequest,
     TokenizeResponse,
     TokenLogprob,
@@ -119,6 +120,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/tokenize": (TokenizeRequest, self._tokenize),
             "/detokenize": (DetokenizeRequest, self._detokenize),
             "/embedding": (EmbeddingRequest, self._embedding),
+            "/rerank": (RerankRequest, self._rerank),
         }
         route = routes.get(self.path)
         if route is None:
@@ -150,6 +152,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _embedding(self, req: EmbeddingRequest) -> None:
         self._send_json(200, self.server.engine.embed(req))
+
+    def _rerank(self, req: RerankRequest) -> None:
+        self._send_json(200, self.server.engine.rerank(req))
 
     def _completion(self, req: CompletionRequest) -> None:
         sock = self.connection

@@ -73,7 +73,7 @@ class ServerMetrics(SchedulerEvents):
         )
         self.prompt_tokens = Counter(
             "ocillm_prompt_tokens",
-            "Prompt tokens evaluated (generate, chat, embed: prompt_eval_count)",
+            "Prompt tokens evaluated (generate, chat, embed, rerank: prompt_eval_count)",
             ["model"],
             registry=r,
         )

@@ -12,11 +12,12 @@ from fastapi import APIRouter
 from ocillm.server.apis import anthropic, openai
 from ocillm.server.apis.anthropic.routes import router as anthropic_router
 from ocillm.server.apis.openai.routes import router as openai_router
+from ocillm.server.apis.rerank.routes import router as rerank_router
 from ocillm.server.apis.responses.routes import router as responses_router
 from ocillm.server.errors import register_error_shape
 
 #: Every API's router, in the order they are mounted.
-ROUTERS: list[APIRouter] = [openai_router, anthropic_router, responses_router]
+ROUTERS: list[APIRouter] = [openai_router, anthropic_router, responses_router, rerank_router]
 
 for shape in (openai.ERRORS, anthropic.ERRORS):
     register_error_shape(shape)
