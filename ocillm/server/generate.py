@@ -231,6 +231,7 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
     final = CompletionChunk(done=True, done_reason="stop")
     parts: list[str] = []
     context: list[int] | None = None
+    logprobs = _Logprobs()
     asked = time.perf_counter_ns()
     async with ctx.scheduler.acquire(model.key(), load) as runner:
         load_ns = time.perf_counter_ns() - asked
@@ -280,20 +281,22 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
         completion, cut = await _fitted(
             runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
         )
+        completion = _per_request(completion, req.logprobs, req.top_logprobs, req.shift)
         meter = ctx.metrics.generation(model.display_name, start)
         async for chunk in runner.completion(completion):
             meter.saw(chunk)
+            logprobs.add(chunk)
             if chunk.content:
                 parts.append(chunk.content)
                 thought, text = _split(parser, chunk.content)
                 if thought or text:
-                    yield _generate_chunk(head, text, thought)
+                    yield logprobs.attach(_generate_chunk(head, text, thought))
             if chunk.done:
                 final = chunk
         if parser is not None:
             thought, text = parser.finish()
             if thought or text:
-                yield _generate_chunk(head, text, thought)
+                yield logprobs.attach(_generate_chunk(head, text, thought))
         if not req.raw:
             # A cut prompt's context is what the model saw, not the megabytes it was cut from.
             seen = prompt if cut is None else await runner.detokenize(cut)
@@ -308,13 +311,55 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
     if context is not None:
         out["context"] = context
     out.update(_metrics(final, start, load_ns))
-    yield out
+    yield logprobs.attach(out)
+
+
+def _per_request(
+    completion: CompletionRequest, logprobs: bool | None, top: int | None, shift: bool | None
+) -> CompletionRequest:
+    """The request's own generation switches, beside the options: logprobs (top_logprobs
+    counts only with logprobs, as in Ollama) and whether a full context shifts."""
+    wanted = bool(logprobs)
+    return completion.model_copy(
+        update={
+            "logprobs": wanted,
+            "top_logprobs": (top or 0) if wanted else 0,
+            "shift": shift is not False,
+        }
+    )
+
+
+class _Logprobs:
+    """Token log probabilities from the runner, handed to the next chunk the client gets (text
+    held back by a thinking or tool-call parser takes its tokens' entries along later)."""
+
+    def __init__(self) -> None:
+        self.pending: list[dict[str, Any]] = []
+
+    def add(self, chunk: CompletionChunk) -> None:
+        for entry in chunk.logprobs or ():
+            item = entry.model_dump()
+            if not item["top_logprobs"]:
+                del item["top_logprobs"]
+            self.pending.append(item)
+
+    def attach(self, out: Chunk) -> Chunk:
+        if self.pending:
+            out["logprobs"], self.pending = self.pending, []
+        return out
+
+
+def _merge_logprobs(merged: Chunk, chunks: list[Chunk]) -> None:
+    entries = [e for c in chunks for e in c.get("logprobs") or []]
+    if entries:
+        merged["logprobs"] = entries
 
 
 def merge_generate(chunks: list[Chunk]) -> Chunk:
     """``stream: false``: one object, the text of every chunk joined, the final metrics."""
     merged = dict(chunks[-1])
     merged["response"] = "".join(str(c.get("response") or "") for c in chunks)
+    _merge_logprobs(merged, chunks)
     thinking = "".join(str(c.get("thinking") or "") for c in chunks)
     if thinking:
         merged["thinking"] = thinking
@@ -402,6 +447,7 @@ async def chat(
         }
         return
     final = CompletionChunk(done=True, done_reason="stop")
+    logprobs = _Logprobs()
     asked = time.perf_counter_ns()
     async with ctx.scheduler.acquire(model.key(), load) as runner:
         load_ns = time.perf_counter_ns() - asked
@@ -428,23 +474,25 @@ async def chat(
         completion, _ = await _fitted(
             runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
         )
+        completion = _per_request(completion, req.logprobs, req.top_logprobs, req.shift)
         meter = ctx.metrics.generation(model.display_name, start)
         async for chunk in runner.completion(completion):
             meter.saw(chunk)
+            logprobs.add(chunk)
             if chunk.content:
                 thought, text = _split(parser, chunk.content)
                 calls, text = _calls(tool_parser, text)
                 if thought or text or calls:
-                    yield _chat_chunk(head, text, thought, calls)
+                    yield logprobs.attach(_chat_chunk(head, text, thought, calls))
             if chunk.done:
                 final = chunk
         if parser is not None:
             thought, text = parser.finish()
             calls, text = _calls(tool_parser, text)
             if thought or text or calls:
-                yield _chat_chunk(head, text, thought, calls)
+                yield logprobs.attach(_chat_chunk(head, text, thought, calls))
         if tool_parser is not None and (held := tool_parser.finish()):
-            yield _chat_chunk(head, held, "")
+            yield logprobs.attach(_chat_chunk(head, held, ""))
     out: Chunk = {
         **head,
         "created_at": created_at(),
@@ -455,7 +503,7 @@ async def chat(
     if report_stop and final.stop_sequence is not None:
         out["stop_sequence"] = final.stop_sequence
     out.update(_metrics(final, start, load_ns))
-    yield out
+    yield logprobs.attach(out)
 
 
 def merge_chat(chunks: list[Chunk]) -> Chunk:
@@ -471,4 +519,5 @@ def merge_chat(chunks: list[Chunk]) -> Chunk:
     if calls:
         message["tool_calls"] = calls
     merged["message"] = message
+    _merge_logprobs(merged, chunks)
     return merged

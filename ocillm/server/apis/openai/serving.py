@@ -72,6 +72,28 @@ def finish_reason(reason: str | None, called: bool) -> str | None:
     return "tool_calls" if reason == "stop" and called else reason
 
 
+def chat_logprobs(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ollama's token entries as a chat choice's ``logprobs`` (every entry has its list)."""
+    content = [{**e, "top_logprobs": e.get("top_logprobs", [])} for e in entries]
+    return {"content": content, "refusal": None}
+
+
+def completion_logprobs(entries: list[dict[str, Any]], offset: int = 0) -> dict[str, Any]:
+    """The legacy completions shape: parallel lists, the alternatives as token → logprob."""
+    offsets, at = [], offset
+    for e in entries:
+        offsets.append(at)
+        at += len(e["token"])
+    return {
+        "tokens": [e["token"] for e in entries],
+        "token_logprobs": [e["logprob"] for e in entries],
+        "top_logprobs": [
+            {t["token"]: t["logprob"] for t in e.get("top_logprobs", [])} for e in entries
+        ],
+        "text_offset": offsets,
+    }
+
+
 def chat_completion(cid: str, created: int, model: str, whole: Answer) -> OpenAIObject:
     """The ``chat.completion`` for a whole native chat answer."""
     message: dict[str, Any] = {"role": "assistant", "content": whole.text}
@@ -90,6 +112,7 @@ def chat_completion(cid: str, created: int, model: str, whole: Answer) -> OpenAI
                 "index": 0,
                 "message": message,
                 "finish_reason": finish_reason(whole.done_reason, bool(whole.calls)),
+                **({"logprobs": chat_logprobs(whole.logprobs)} if whole.logprobs else {}),
             }
         ],
         "usage": usage(whole.usage),
@@ -121,6 +144,7 @@ class ChatChunks:
         out: list[OpenAIObject] = []
         content, thinking = p.text, p.thinking
         trailer = p.done and self.first_sent and not (content or thinking or p.calls)
+        trailer = trailer and not p.logprobs
         if not trailer:
             role = {"role": "assistant"} if not self.first_sent else {}
             if thinking and (content or p.calls):
@@ -133,6 +157,8 @@ class ChatChunks:
                 delta["tool_calls"] = tool_calls(p.calls)
                 self.tool_call_sent = True
             out.append(self._chunk(delta, None))
+            if p.logprobs:
+                out[-1]["choices"][0]["logprobs"] = chat_logprobs(p.logprobs)
             self.first_sent = True
         if p.done:
             out.append(self._chunk({}, finish_reason(p.done_reason, self.tool_call_sent)))
@@ -145,7 +171,14 @@ class ChatChunks:
 
 
 def _completion(
-    cid: str, created: int, model: str, p: Piece, text: str, counts: Usage | None
+    cid: str,
+    created: int,
+    model: str,
+    p: Piece,
+    text: str,
+    counts: Usage | None,
+    logprobs: list[dict[str, Any]] | None = None,
+    offset: int = 0,
 ) -> OpenAIObject:
     out: OpenAIObject = {
         "id": cid,
@@ -155,6 +188,8 @@ def _completion(
         "system_fingerprint": FINGERPRINT,
         "choices": [{"text": text, "index": 0, "finish_reason": p.done_reason}],
     }
+    if logprobs:
+        out["choices"][0]["logprobs"] = completion_logprobs(logprobs, offset)
     if counts is not None:
         out["usage"] = usage(counts)
     return out
@@ -219,14 +254,18 @@ async def completions(ctx: ServerContext, req: CompletionRequest) -> AsyncIterat
             pieces = [piece(chunk) async for chunk in generate_work.generate(ctx, native_req)]
             whole = answer(pieces)
             answers.append(
-                _completion(cid, created, req.model, pieces[-1], whole.text, whole.usage)
+                _completion(
+                    cid, created, req.model, pieces[-1], whole.text, whole.usage, whole.logprobs
+                )
             )
         yield _several(answers)
         return
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    offset = 0
     async for chunk in generate_work.generate(ctx, native_req):
         p = piece(chunk)
-        yield _completion(cid, created, req.model, p, p.text, None)
+        yield _completion(cid, created, req.model, p, p.text, None, p.logprobs, offset)
+        offset += sum(len(e["token"]) for e in p.logprobs)
         if p.done and include_usage:
             final = _completion(cid, created, req.model, p, "", p.usage)
             final["choices"] = []

@@ -131,7 +131,7 @@ def chat_request(req: ChatCompletionRequest) -> NativeChat:
         presence_penalty=req.presence_penalty,
     )
     effort = req.reasoning.effort if req.reasoning is not None else req.reasoning_effort
-    return shared.chat_request(
+    call = shared.chat_request(
         model=req.model,
         turns=turns,
         sampling=sampling,
@@ -141,6 +141,14 @@ def chat_request(req: ChatCompletionRequest) -> NativeChat:
         think=shared.think_from_effort(effort),
         stream=bool(req.stream),
     )
+    if req.top_logprobs is not None:
+        if not 0 <= req.top_logprobs <= 20:
+            raise ApiError(400, f"top_logprobs must be between 0 and 20, got {req.top_logprobs}")
+        if not req.logprobs:
+            raise ApiError(400, "top_logprobs needs logprobs: true")
+    call.request.logprobs = bool(req.logprobs)
+    call.request.top_logprobs = req.top_logprobs or 0
+    return call
 
 
 def completion_request(req: CompletionRequest) -> native.GenerateRequest:
@@ -154,13 +162,20 @@ def completion_request(req: CompletionRequest) -> native.GenerateRequest:
         max_tokens=req.max_tokens,
         seed=req.seed,
     )
-    return shared.generate_request(
+    request = shared.generate_request(
         model=req.model,
         prompt=req.prompt,
         suffix=req.suffix,
         sampling=sampling,
         stream=bool(req.stream),
     )
+    if req.logprobs is not None:
+        # The legacy API's logprobs is a count: the chosen token and that many alternatives.
+        if not 0 <= req.logprobs <= 5:
+            raise ApiError(400, f"logprobs must be between 0 and 5, got {req.logprobs}")
+        request.logprobs = True
+        request.top_logprobs = req.logprobs
+    return request
 
 
 def embed_request(req: EmbeddingRequest) -> native.EmbedRequest:

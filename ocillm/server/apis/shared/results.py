@@ -51,6 +51,8 @@ class Piece:
     done_reason: str | None = None  # stop, length (load/unload never reach the APIs' readers)
     stop_sequence: str | None = None
     usage: Usage = field(default_factory=Usage)
+    #: Ollama's entries ({token, logprob, bytes, top_logprobs?}) for the tokens of this piece
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def calls_of(message: Mapping[str, Any]) -> list[Call]:
@@ -85,6 +87,7 @@ def piece(chunk: Chunk) -> Piece:
         done_reason=str(chunk.get("done_reason") or "stop") if done else None,
         stop_sequence=chunk.get("stop_sequence"),
         usage=Usage(int(chunk.get("prompt_eval_count") or 0), int(chunk.get("eval_count") or 0)),
+        logprobs=list(chunk.get("logprobs") or []),
     )
 
 
@@ -96,16 +99,18 @@ class Answer:
     done_reason: str
     stop_sequence: str | None
     usage: Usage
+    logprobs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def answer(pieces: Iterable[Piece]) -> Answer:
     """A whole answer: thinking and text joined, every call, the last piece's end and counts."""
-    thinking, text, calls = [], [], []
+    thinking, text, calls, logprobs = [], [], [], []
     last = Piece(done=True, done_reason="stop")
     for p in pieces:
         thinking.append(p.thinking)
         text.append(p.text)
         calls.extend(p.calls)
+        logprobs.extend(p.logprobs)
         last = p
     return Answer(
         thinking="".join(thinking),
@@ -114,4 +119,5 @@ def answer(pieces: Iterable[Piece]) -> Answer:
         done_reason=last.done_reason or "stop",
         stop_sequence=last.stop_sequence,
         usage=last.usage,
+        logprobs=logprobs,
     )
