@@ -13,7 +13,7 @@ import pytest
 
 from ocillm.runner.batch.text import Utf8Stream
 from ocillm.runner.engine import Engine, EngineConfig
-from ocillm.runner.protocol import CompletionChunk, CompletionRequest
+from ocillm.runner.protocol import CompletionChunk, CompletionRequest, TokenLogprob
 
 PROMPTS = [
     "<|im_start|>user\nthe registry holds every model<|im_end|>\n<|im_start|>assistant\n",
@@ -62,6 +62,10 @@ def test_concurrent_greedy_requests_match_each_alone(engine: Engine) -> None:
     together = _concurrently(engine, [_greedy(p) for p in PROMPTS])
     assert [_text(c) for c in together] == alone
     assert all(c[-1].done and c[-1].eval_count == 24 for c in together)
+    # Submitted at once (each complete() enqueues before it returns), read one after another.
+    engine._loop.history.clear()
+    streams = [engine.complete(_greedy(p)) for p in PROMPTS]
+    assert [_text(list(s)) for s in streams] == alone
     # They really shared steps: some decode carried all four sequences.
     assert max(seqs for _, seqs in engine._loop.history) == len(PROMPTS)
 
@@ -174,8 +178,13 @@ GEMMA_PROMPTS = [
     "The three primary colors are",
     "A recipe for a simple tomato soup:",
     "In computer science, a hash table is",
-    "Once upon a time in a small village,",
+    "Water boils at",
 ]
+# Not "Once upon a time in a small village,": its first token is a near-tie of 0.059 (" a" vs
+# " there"), which the batch shape flips. Measured here: that prompt's first logprobs are the
+# same bit for bit evaluated alone as its last token over a cached prefix and evaluated with the
+# three others in one 36-token batch, and differ from one 9-token batch of it alone: kernels,
+# not a leak; but 0.059 is above the bar, so the set keeps to prompts that test the bar.
 
 
 def _first_difference(a: list[int], b: list[int]) -> int | None:
@@ -187,29 +196,54 @@ def _first_difference(a: list[int], b: list[int]) -> int | None:
 
 def test_gemma_concurrent_outputs_leave_alone_ones_only_at_near_ties(gemma_gguf: Path) -> None:
     """llama.cpp's kernels depend on the batch size, so on a real model a concurrent greedy run
-    may flip a near-tie; any other difference would mean sequences leak into each other."""
+    may flip a near-tie; any other difference would mean sequences leak into each other. And
+    with the batch shape fixed, what the other sequences hold changes nothing, bit for bit."""
     gemma = Engine(EngineConfig(model=gemma_gguf, n_ctx=512, n_parallel=4, n_threads=2))
     try:
 
         def req(prompt: str) -> CompletionRequest:
             return CompletionRequest(
-                prompt=prompt, temperature=0, num_predict=32, logprobs=True, top_logprobs=2
+                prompt=prompt, temperature=0, num_predict=24, logprobs=True, top_logprobs=2
             )
 
-        def tokens(chunks: list[CompletionChunk]) -> list[bytes]:
-            return [bytes(lp.bytes) for c in chunks for lp in (c.logprobs or [])]
+        def entries(chunks: list[CompletionChunk]) -> list[TokenLogprob]:
+            return [lp for c in chunks for lp in (c.logprobs or [])]
 
-        alone = [list(gemma.complete(req(p))) for p in GEMMA_PROMPTS]
-        together = _concurrently(gemma, [req(p) for p in GEMMA_PROMPTS])
+        alone = [entries(list(gemma.complete(req(p)))) for p in GEMMA_PROMPTS]
+        # Submitted together before any is read: one deterministic batch shape.
+        streams = [gemma.complete(req(p)) for p in GEMMA_PROMPTS]
+        together = [entries(list(s)) for s in streams]
         for solo, mixed in zip(alone, together, strict=True):
-            solo_tokens, mixed_tokens = tokens(solo), tokens(mixed)
-            at = _first_difference([hash(t) for t in solo_tokens], [hash(t) for t in mixed_tokens])
+            at = _first_difference([e.token for e in solo], [e.token for e in mixed])
             if at is None:
                 continue
-            entry = [lp for c in solo for lp in (c.logprobs or [])][at]
-            first, second = entry.top_logprobs[0].logprob, entry.top_logprobs[1].logprob
+            first, second = solo[at].top_logprobs[0].logprob, solo[at].top_logprobs[1].logprob
             assert first - second < 0.05, (
                 f"diverged at token {at} where the alone run was sure ({first} vs {second})"
             )
+        # Other companions of the same token lengths: the first sequence's numbers are equal.
+        others = [gemma.tokenize(p) for p in GEMMA_PROMPTS[1:]]
+        swapped = [CompletionRequest(tokens=list(reversed(t)), **_lp_options()) for t in others]
+        streams = [gemma.complete(req(GEMMA_PROMPTS[0])), *(gemma.complete(r) for r in swapped)]
+        first_again = entries(list(streams[0]))
+        for s in streams[1:]:
+            list(s)
+        # (Compared while every sequence of the first run was still decoding: after one ends,
+        # the shapes differ. The companions cannot end: their grammar never completes.)
+        n = min(len(e) for e in together)
+        assert n > 0
+        assert [(e.token, e.logprob) for e in first_again[:n]] == [
+            (e.token, e.logprob) for e in together[0][:n]
+        ]
     finally:
         gemma.close()
+
+
+def _lp_options() -> dict[str, object]:
+    return {
+        "temperature": 0,
+        "num_predict": 24,
+        "logprobs": True,
+        "top_logprobs": 2,
+        "grammar": "root ::= [a-z ] root",
+    }

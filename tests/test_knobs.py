@@ -398,23 +398,42 @@ def test_debug_puts_llama_cpp_log_in_the_serve_log(
     assert any("llama" in line and "model" in line for line in stderr), stderr[-5:]
 
 
-# --- DRAFT, until the engine decodes with it -----------------------------------------------------
+# --- DRAFT: speculative decoding through serve ------------------------------------------------
 
 
-def test_build_lint_and_show_say_the_draft_is_stored_but_not_used(
-    cli: Any, tmp_path: Path, tiny_gguf: Path
+def test_a_draft_image_decodes_speculatively_with_the_same_answer(
+    tmp_path: Path, tiny_gguf: Path
 ) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+    from server_fixtures import ServerProcess
+
     project = tmp_path / "project"
     project.mkdir()
-    (project / "model.gguf").write_bytes(tiny_gguf.read_bytes())
     (project / "draft.gguf").write_bytes(tiny_gguf.read_bytes())
-    (project / "Modelfile").write_text("FROM ./model.gguf\nDRAFT ./draft.gguf\n")
-    for args in (("lint",), ("build", "-t", "drafted")):
-        result = cli(*args, cwd=project)
-        assert result.returncode == 0, result.stderr
-        assert "warning: DRAFT ./draft.gguf: the draft model is stored" in result.stderr
-        assert "not used" in result.stderr
-    shown = cli("show", "drafted")
-    assert shown.returncode == 0 and "warning: DRAFT: the draft model is stored" in shown.stderr
-    (project / "Modelfile").write_text("FROM ./model.gguf\n")
-    assert "DRAFT" not in cli("lint", cwd=project).stderr
+    models = tmp_path / "home" / "models"
+    build_model(models, tiny_gguf, "plain")
+    build_model(models, tiny_gguf, "drafted", f"DRAFT {project / 'draft.gguf'}\n")
+    server = ServerProcess(tmp_path / "home").start()
+    try:
+        body = {"prompt": "hello", "raw": True, "stream": False}
+        body["options"] = {"temperature": 0, "num_predict": 24, "draft_num_predict": 3}
+        answers = {
+            name: httpx.post(f"{server.url}/api/generate", json={**body, "model": name}).json()
+            for name in ("plain", "drafted")
+        }
+        assert answers["drafted"]["response"] == answers["plain"]["response"]
+        assert answers["drafted"]["eval_count"] == 24
+        scraped = httpx.get(f"{server.url}/metrics").text
+        samples = {
+            (s.name, s.labels.get("model")): s.value
+            for family in text_string_to_metric_families(scraped)
+            for s in family.samples
+        }
+        proposed = samples[("ocillm_draft_tokens_total", "drafted:latest")]
+        assert proposed > 0
+        # The draft is the model itself: the model samples every token it proposes.
+        assert samples[("ocillm_draft_accepted_tokens_total", "drafted:latest")] == proposed
+        assert ("ocillm_draft_tokens_total", "plain:latest") not in samples
+    finally:
+        assert server.stop() == 0, server.log()[-3000:]

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ocillm.build.draft import draft_warning
 from ocillm.convert import ConvertError, is_checkpoint, is_lora
 from ocillm.errors import BuildError, ModelfileError, NotFound, TemplateError
 from ocillm.gguf import is_gguf, read_gguf_info
@@ -109,8 +108,6 @@ def compile_modelfile(
         content = compiler.content(m, quantize)
         content.labels = dict(labels or {})
         warnings = list(m.warnings)
-        if m.draft:
-            warnings.append(draft_warning(m.draft))
         if content.labels and fmt != MODELPACK:
             warnings.append(
                 "--label values are not carried by the ollama format (Docker schema 2 has no "

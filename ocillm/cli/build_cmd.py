@@ -164,7 +164,6 @@ def lint(
     A FROM, ADAPTER or DRAFT file that is not there yet is a warning (exit 0, unless --strict).
     """
     from ocillm.build import lint_file
-    from ocillm.build.draft import draft_warning, modelfile_draft
     from ocillm.store.blobs import BlobStore
 
     modelfile = _modelfile_path(file, context)
@@ -172,9 +171,6 @@ def lint(
     blobs = BlobStore(cli_settings(ctx).models)
     result = lint_file(modelfile, context, has_blob=blobs.has)
     errors = result.errors
-    draft = modelfile_draft(modelfile)
-    if draft is not None:
-        typer.echo(f"warning: {draft_warning(draft)}", err=True)
     if json_out:
         found = [("error", e) for e in errors] + [("warning", w) for w in result.warnings]
         found.sort(key=lambda item: (item[1].line, item[1].column))

@@ -116,16 +116,12 @@ def show(
     json_out: bool = typer.Option(False, "--json", help="Print JSON (as /api/show)."),
 ) -> None:
     """Show what an image holds, as `ollama show` does."""
-    from ocillm.build.draft import draft_warning
     from ocillm.image import open_image
-    from ocillm.image.content import Role
     from ocillm.image.describe import show as describe
 
     store = open_store(ctx)
     view = open_image(store, store.parse(reference))
     data = describe(view, verbose=verbose)
-    if view.path(Role.DRAFT) is not None:
-        typer.echo(f"warning: {draft_warning()}", err=True)
     if json_out:
         emit_json(data)
     elif modelfile:

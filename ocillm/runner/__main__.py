@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="llama.cpp's extra buffer types (repacked weights); auto: off on AMX CPUs",
     )
+    p.add_argument("--draft", type=Path, default=None, help="draft model (speculative decoding)")
     p.add_argument("--kv-cache-type", choices=KV_CACHE_TYPES, default="f16")
     p.add_argument("--flash-attention", choices=FLASH_ATTENTION_CHOICES, default="auto")
     p.add_argument(
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose=args.verbose,
         repack=args.repack,
         kv_cache_type=args.kv_cache_type,
+        draft=args.draft,
         flash_attention=args.flash_attention,
     )
     try:

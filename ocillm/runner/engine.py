@@ -9,6 +9,7 @@ own ``Llama.embed`` (one batch per call).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ocillm.runner.batch.draft import Drafter
 from ocillm.runner.batch.loop import DecodeLoop, Job
 from ocillm.runner.batch.sampling import Sampler, SamplerError
 from ocillm.runner.llama_loader import ContextOverrides, Repack, open_llama
@@ -63,6 +65,7 @@ class EngineConfig:
     repack: Repack = "auto"
     kv_cache_type: KvCacheType = "f16"
     flash_attention: FlashAttention = "auto"
+    draft: Path | None = None  # speculative decoding: a smaller model with the same vocabulary
 
     @property
     def n_slots(self) -> int:
@@ -156,9 +159,26 @@ class Engine:
         else:
             self._slots = []
             self._llama = _load_batched(config)
-            self._loop = DecodeLoop(self._llama, config.n_slots, config.n_batch, config.n_ctx)
+            drafter = self._load_draft(config) if config.draft is not None else None
+            self._loop = DecodeLoop(
+                self._llama, config.n_slots, config.n_batch, config.n_ctx, drafter
+            )
             self.n_ctx = self._loop.n_ctx  # per sequence
         self.n_vocab = int(self._llama.n_vocab())
+
+    def _load_draft(self, config: EngineConfig) -> Drafter:
+        assert config.draft is not None
+        llama = _load_batched(dataclasses.replace(config, model=config.draft, loras=()))
+        theirs, ours = int(llama.n_vocab()), int(self._llama.n_vocab())
+        if theirs != ours:
+            llama.close()
+            self._llama.close()
+            raise EngineError(
+                f"the draft model's vocabulary ({theirs} tokens) is not the model's ({ours}): "
+                "a draft must share the tokenizer",
+                status=500,
+            )
+        return Drafter(llama, config.n_slots, max(min(config.n_batch, config.n_ctx), 1))
 
     @property
     def extra_buffer_types(self) -> bool:

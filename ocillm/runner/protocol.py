@@ -35,6 +35,7 @@ class CompletionRequest(BaseModel):
     grammar: str | None = None  # GBNF text (``format: json`` / a JSON schema, converted upstream)
     logprobs: bool = False  # each generated token's log probability
     top_logprobs: int = Field(default=0, ge=0, le=20)  # and the N most likely tokens at its step
+    draft_num_predict: int = Field(default=4, ge=0)  # tokens a draft model proposes a step
     num_keep: int = 4  # tokens a context shift keeps at the start (-1: the whole prompt)
     shift: bool = True  # a full context shifts (False: the generation ends with "length")
 
@@ -68,6 +69,8 @@ class CompletionChunk(BaseModel):
     eval_duration: int = 0
     prompt_cached: int = 0  # of prompt_eval_count, the tokens found in the KV cache
     context_shifted: bool | None = None  # the context filled and was shifted (num_keep)
+    draft_count: int | None = None  # with a draft model: tokens it proposed
+    draft_accepted: int | None = None  # and of those, tokens the model itself sampled
     #: the stop sequence that ended the generation (``done_reason`` is then ``stop``)
     stop_sequence: str | None = None
 

@@ -27,6 +27,7 @@ class RunnerSpec:
     tensor_split: tuple[float, ...] = ()
     verbose: bool = False
     repack: str = "auto"  # llama.cpp extra buffer types: auto (off on AMX CPUs), on, off
+    draft: Path | None = None  # speculative decoding's draft model
     kv_cache_type: str = "f16"  # f16, q8_0, q4_0
     flash_attention: str = "auto"  # auto, on, off
 
@@ -56,6 +57,8 @@ class RunnerSpec:
             args.append("--embedding")
         for lora in self.loras:
             args += ["--lora", str(lora)]
+        if self.draft is not None:
+            args += ["--draft", str(self.draft)]
         if self.main_gpu:
             args += ["--main-gpu", str(self.main_gpu)]
         if len(self.tensor_split) > 1:

@@ -43,6 +43,7 @@ class LoadRequest:
     name: str = ""  # what /api/ps shows
     digest: str = ""
     adapters: tuple[Path, ...] = ()
+    draft: Path | None = None  # speculative decoding's draft model
     options: LoadOptions = field(default_factory=LoadOptions)
     keep_alive: float | None = None
     priority: int = 0
@@ -57,5 +58,6 @@ class LoadRequest:
         return (
             self.model_path != loaded.model_path
             or self.adapters != loaded.adapters
+            or self.draft != loaded.draft
             or self.options.reload_key() != loaded.options.reload_key()
         )

@@ -523,6 +523,7 @@ class Scheduler:
             use_mmap=True if opts.use_mmap is None else opts.use_mmap,
             embedding=opts.embedding,
             loras=request.adapters,
+            draft=request.draft,
             gpu_library=library,
             gpu_indices=placement.gpu_indices,
             main_gpu=_main_gpu(opts.main_gpu, placement),

@@ -77,6 +77,18 @@ class ServerMetrics(SchedulerEvents):
             ["model"],
             registry=r,
         )
+        self.draft_tokens = Counter(
+            "ocillm_draft_tokens",
+            "Tokens a draft model proposed (speculative decoding)",
+            ["model"],
+            registry=r,
+        )
+        self.draft_accepted = Counter(
+            "ocillm_draft_accepted_tokens",
+            "Draft tokens the model sampled too (accepted)",
+            ["model"],
+            registry=r,
+        )
         self.generated_tokens = Counter(
             "ocillm_generated_tokens",
             "Tokens generated (generate and chat: eval_count)",
@@ -175,6 +187,9 @@ class GenerationMeter:
             self._first()  # the tokens it sampled printed nothing (an EOS, say)
         m = self.metrics
         m.prompt_tokens.labels(self.model).inc(chunk.prompt_eval_count)
+        if chunk.draft_count is not None:
+            m.draft_tokens.labels(self.model).inc(chunk.draft_count)
+            m.draft_accepted.labels(self.model).inc(chunk.draft_accepted or 0)
         m.generated_tokens.labels(self.model).inc(chunk.eval_count)
         if chunk.eval_count > 0:
             per_token = chunk.eval_duration / chunk.eval_count / 1e9

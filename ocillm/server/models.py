@@ -66,8 +66,15 @@ class ServedModel:
     def context_length(self) -> int:
         return self.info.context_length or 0
 
+    @property
+    def draft(self) -> Path | None:
+        """The DRAFT model of speculative decoding, if the image has one."""
+        return self.view.path(Role.DRAFT)
+
     def key(self, *, embedding: bool = False) -> str:
         parts = [str(self.view.model_path), *map(str, self.adapters)]
+        if self.draft is not None and not embedding:
+            parts.append(f"draft={self.draft}")
         if embedding and not self.info.is_embedding_model:
             parts.append("embedding")  # a completion model loaded for embeddings: its own runner
         return "|".join(parts)
@@ -85,6 +92,7 @@ class ServedModel:
             name=self.display_name,
             digest=self.view.digest,
             adapters=self.adapters,
+            draft=None if options.embedding else self.draft,
             options=options,
             keep_alive=keep_alive,
             priority=priority,

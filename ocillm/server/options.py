@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "presence_penalty": 0.0,
     "frequency_penalty": 0.0,
     "stop": [],
+    "draft_num_predict": 4,  # used only when the image has a DRAFT model
     "num_batch": 512,
     "num_gpu": -1,
     "num_thread": 0,
@@ -56,6 +57,8 @@ _SAMPLING = (
     "frequency_penalty",
     "seed",
     "stop",
+    "num_keep",
+    "draft_num_predict",
 )
 
 

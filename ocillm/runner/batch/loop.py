@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocillm.runner.batch.draft import Drafter, Proposal
 from ocillm.runner.batch.logprobs import step_logprobs, token_logprob
 from ocillm.runner.batch.sampling import Sampler
 from ocillm.runner.batch.text import Utf8Stream
@@ -68,6 +69,8 @@ class Job:
     next_token: int | None = None  # sampled, to be decoded next step
     generated: int = 0
     shifted: bool = False
+    drafted: int = 0  # draft tokens the target checked
+    accepted: int = 0  # of which it sampled too
     t_start: int = 0
     t_first: int = 0
 
@@ -97,7 +100,9 @@ def _choose(free: list[Slot], prompt: list[int]) -> Slot:
 
 
 class DecodeLoop:
-    def __init__(self, llama: Any, n_seq: int, n_batch: int, n_ctx: int) -> None:
+    def __init__(
+        self, llama: Any, n_seq: int, n_batch: int, n_ctx: int, drafter: Drafter | None = None
+    ) -> None:
         import llama_cpp
 
         self._lib = llama_cpp
@@ -105,6 +110,7 @@ class DecodeLoop:
         self._ctx = llama._ctx.ctx
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama._model.vocab
+        self._drafter = drafter
         self._n_vocab = int(llama.n_vocab())
         # What was asked for: llama.cpp rounds each sequence's cells up to a multiple of 256.
         self.n_ctx = min(int(llama_cpp.llama_n_ctx_seq(self._ctx)), n_ctx)
@@ -148,6 +154,8 @@ class DecodeLoop:
             self._cv.notify()
         self._thread.join(timeout=30)
         self._lib.llama_batch_free(self._batch)
+        if self._drafter is not None:
+            self._drafter.close()
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -171,10 +179,11 @@ class DecodeLoop:
         for job in list(self._running):
             if job.abandoned or job.cancelled():
                 self._end(job, None)
-        rows: list[tuple[Job, int]] = []
+        rows: list[tuple[Job, list[int], list[int]]] = []  # job, batch rows, draft tokens
         batch = self._batch
         batch.n_tokens = 0
         self._seqs_in_batch.clear()
+        decoding = []
         for job in list(self._running):
             if job.next_token is None:
                 continue
@@ -182,9 +191,19 @@ class DecodeLoop:
             if len(slot.tokens) >= self.n_ctx and not self._shift(job, slot):
                 self._finish(job, "length")
                 continue
-            rows.append((job, self._add(job.next_token, len(slot.tokens), slot, logits=True)))
+            decoding.append(job)
+        drafts = self._drafts(decoding)
+        for job in decoding:
+            slot = self._slot(job)
+            assert job.next_token is not None
+            indices = [self._add(job.next_token, len(slot.tokens), slot, logits=True)]
             slot.tokens.append(job.next_token)
             job.next_token = None
+            proposed = drafts.get(id(job), [])
+            for j, token in enumerate(proposed):
+                indices.append(self._add(token, len(slot.tokens) + j, slot, logits=True))
+            job.drafted += len(proposed)
+            rows.append((job, indices, proposed))
         budget = self.n_batch - batch.n_tokens
         for job in self._running:
             if budget <= 0:
@@ -199,13 +218,13 @@ class DecodeLoop:
             budget -= end - job.evaluated
             job.evaluated = end
             if end == len(job.prompt):
-                rows.append((job, index))
+                rows.append((job, [index], []))
         if batch.n_tokens == 0:
             return
         self.history.append((int(batch.n_tokens), len(self._seqs_in_batch)))
         status = self._lib.llama_decode(self._ctx, batch)
         if status != 0:
-            in_batch = {id(job) for job, _ in rows} | {
+            in_batch = {id(job) for job, _, _ in rows} | {
                 id(j) for j in self._running if j.evaluated < len(j.prompt)
             }
             for job in list(self._running):
@@ -214,9 +233,18 @@ class DecodeLoop:
                     self._end(job, DecodeError(f"llama_decode returned {status}"))
             return
         now = time.perf_counter_ns()
-        for job, index in rows:
+        for job, indices, proposed in rows:
             if job.t_first == 0:
                 job.t_first = now
+            self._accept(job, indices, proposed)
+
+    def _accept(self, job: Job, indices: list[int], proposed: list[int]) -> None:
+        """Sample each row in turn; a draft token the target samples too is already in the KV
+        cache (accepted); at the first it does not, the rest of the draft is dropped. Every
+        sampled token went through the sampler chain in order, as without a draft, so the
+        output is the same."""
+        slot = self._slot(job)
+        for j, index in enumerate(indices):
             wants = job.req.logprobs or job.req.top_logprobs > 0
             logprobs = (
                 step_logprobs(self._lib.llama_get_logits_ith(self._ctx, index), self._n_vocab)
@@ -227,7 +255,40 @@ class DecodeLoop:
             lp = None
             if logprobs is not None:
                 lp = token_logprob(logprobs, token, job.req.top_logprobs, self._token_bytes)
+            accepted = j < len(proposed) and token == proposed[j]
+            if accepted:
+                job.accepted += 1
             self._sampled(job, token, lp)
+            if accepted and job.next_token is not None:
+                slot.tokens.append(token)  # decoded already, as the draft's row j
+                job.next_token = None
+                continue
+            break
+        if proposed:  # the KV cells of rejected draft tokens (or of all, if the job ended)
+            self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, len(slot.tokens), -1)
+
+    def _drafts(self, decoding: list[Job]) -> dict[int, list[int]]:
+        """Draft tokens for each decoding job that wants them, within the context, the batch
+        and ``num_predict``."""
+        if self._drafter is None:
+            return {}
+        wanting = [j for j in decoding if j.req.draft_num_predict > 0]
+        if not wanting:
+            return {}
+        room = (self.n_batch - len(decoding)) // len(wanting)
+        asks: list[tuple[Job, Proposal]] = []
+        for job in wanting:
+            slot = self._slot(job)
+            count = min(job.req.draft_num_predict, room, self.n_ctx - len(slot.tokens) - 1)
+            if job.req.num_predict > 0:
+                count = min(count, job.req.num_predict - job.generated)
+            if count > 0 and job.next_token is not None:
+                ask = Proposal(slot.seq_id, list(slot.tokens), job.next_token, count)
+                asks.append((job, ask))
+        if not asks:
+            return {}
+        self._drafter.propose([ask for _, ask in asks])
+        return {id(job): ask.tokens or [] for job, ask in asks}
 
     # --- admission, sampling, ending ----------------------------------------------------
 
@@ -317,6 +378,8 @@ class DecodeLoop:
                 eval_count=job.generated,
                 eval_duration=max(end - first, 1),
                 context_shifted=job.shifted or None,
+                draft_count=job.drafted if self._drafter is not None else None,
+                draft_accepted=job.accepted if self._drafter is not None else None,
                 stop_sequence=job.stops.matched,
             )
         )
@@ -336,6 +399,8 @@ class DecodeLoop:
 
     def _forget(self, slot: Slot) -> None:
         self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, -1, -1)
+        if self._drafter is not None:
+            self._drafter.forget(slot.seq_id)
         slot.tokens.clear()
         slot.reusable = 0
 
