@@ -28,6 +28,11 @@ from ocillm.runner.stops import StopScanner
 log = logging.getLogger(__name__)
 
 
+#: Prompt tokens a step takes while other sequences are generating (a whole ``n_batch`` when
+#: none is): a 1,500-token prompt then costs each running stream a few short steps, not seconds.
+PREFILL_WHILE_DECODING = 32
+
+
 class DecodeError(Exception):
     """llama.cpp could not decode a batch; the sequences in it end with this error."""
 
@@ -205,6 +210,10 @@ class DecodeLoop:
             job.drafted += len(proposed)
             rows.append((job, indices, proposed))
         budget = self.n_batch - batch.n_tokens
+        if decoding:
+            # Running streams wait for the whole step: a smaller prefill chunk keeps their
+            # inter-token gap near its usual size while a long prompt arrives.
+            budget = min(budget, PREFILL_WHILE_DECODING)
         for job in self._running:
             if budget <= 0:
                 break
