@@ -73,6 +73,10 @@ class ContextOverrides:
     flash_attn: int = -1
     type_k: int | None = None
     type_v: int | None = None
+    # The sliding-window layers' cache holds the window, not the whole context (llama-server's
+    # default; llama.cpp's own default is the full size, several times the memory and the work
+    # on Gemma 3, whose layers are mostly sliding-window).
+    swa_full: bool = False
 
 
 def open_llama(
@@ -131,6 +135,7 @@ def _default_params(
             params.n_seq_max = context.n_seq_max
             params.kv_unified = context.kv_unified
             params.flash_attn_type = context.flash_attn
+            params.swa_full = context.swa_full
             if context.type_k is not None:
                 params.type_k = context.type_k
             if context.type_v is not None:
