@@ -94,13 +94,22 @@ def write_checkpoint(folder: Path, layers: int) -> int:
     return sum(p.stat().st_size for p in folder.iterdir())
 
 
+# Peak RSS counts the checkpoint's pages mapped by numpy.memmap (file-backed, the page cache's);
+# RssAnon, sampled every 10 ms, is the memory the conversion itself holds.
 CHILD = """
-import resource, sys, time
+import re, resource, sys, threading, time
 from pathlib import Path
 from ocillm.convert import convert_checkpoint
+peak = [0]
+def sample():
+    while True:
+        text = Path("/proc/self/status").read_text()
+        peak[0] = max(peak[0], int(re.search(r"RssAnon:\\s+(\\d+)", text).group(1)))
+        time.sleep(0.01)
+threading.Thread(target=sample, daemon=True).start()
 t = time.perf_counter()
 convert_checkpoint(Path(sys.argv[1]), Path(sys.argv[2]))
-print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, peak[0])
 """
 
 
@@ -128,12 +137,16 @@ def main() -> None:
             [sys.executable, "-c", CHILD, str(ckpt), str(root / "out.gguf")],
             check=True, capture_output=True, text=True,
         ).stdout.split()  # fmt: skip
-        seconds, rss_kib = float(out[0]), int(out[1])
+        seconds, rss_kib, anon_kib = float(out[0]), int(out[1]), int(out[2])
         gguf_size = (root / "out.gguf").stat().st_size
         print(
             f"convert (library): {seconds:.2f} s ({seconds / hashed:.1f}x hashlib), peak RSS "
             f"{rss_kib / 1024:.0f} MB = {rss_kib * 1024 / size:.2f}x the checkpoint; "
             f"GGUF {gguf_size / 1e6:.0f} MB"
+        )
+        print(
+            f"  of which anonymous (the conversion's own memory, not mapped checkpoint pages): "
+            f"peak {anon_kib / 1024:.0f} MB = {anon_kib * 1024 / size:.2f}x the checkpoint"
         )
 
         (root / "Modelfile").write_text(f"FROM {ckpt}\n")
