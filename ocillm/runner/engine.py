@@ -84,20 +84,35 @@ def _ggml_type(name: KvCacheType) -> int:
     return int(getattr(llama_cpp, f"GGML_TYPE_{name.upper()}"))
 
 
+def _shared(config: EngineConfig) -> dict[str, Any]:
+    """What every load of ``config`` passes to llama-cpp-python, completion or embedding."""
+    if len(config.loras) > 1:
+        raise EngineError("only one LoRA adapter per model is supported", status=500)
+    return {
+        "repack": config.repack,
+        "n_gpu_layers": config.n_gpu_layers,
+        "n_threads": config.n_threads,
+        "use_mmap": config.use_mmap,
+        "lora_path": str(config.loras[0]) if config.loras else None,
+        "main_gpu": config.main_gpu,
+        "tensor_split": list(config.tensor_split) or None,
+        "seed": config.seed,
+        "verbose": config.verbose,
+    }
+
+
 def _load_batched(config: EngineConfig) -> Any:
     """One context for every sequence: ``n_slots x n_ctx`` cells in one unified pool (as
     llama-server's default: one attention over the pool is half again faster on a CPU than a
-    split per sequence, measured 112 vs 74 tokens/s for 4 Gemma streams). The decode loop keeps
+    split per sequence: measured 112 vs 74 tokens/s for 4 Gemma streams). The decode loop keeps
     each sequence within its own ``n_ctx``, so the pool cannot run out and no chat starves
     another."""
-    if len(config.loras) > 1:
-        raise EngineError("only one LoRA adapter per model is supported", status=500)
+    shared = _shared(config)
     n_seq = config.n_slots
     n_batch = max(min(config.n_batch, config.n_ctx), n_seq)
     kv = _ggml_type(config.kv_cache_type)
     return open_llama(
         config.model,
-        repack=config.repack,
         context=ContextOverrides(
             n_seq_max=n_seq,
             kv_unified=True,
@@ -108,36 +123,21 @@ def _load_batched(config: EngineConfig) -> Any:
         n_ctx=config.n_ctx * n_seq,
         n_batch=n_batch,
         n_ubatch=n_batch,
-        n_gpu_layers=config.n_gpu_layers,
-        n_threads=config.n_threads,
-        use_mmap=config.use_mmap,
-        lora_path=str(config.loras[0]) if config.loras else None,
-        main_gpu=config.main_gpu,
-        tensor_split=list(config.tensor_split) or None,
-        seed=config.seed,
-        verbose=config.verbose,
+        **shared,
     )
 
 
 def _load(config: EngineConfig) -> Any:
-    if len(config.loras) > 1:
-        raise EngineError("only one LoRA adapter per model is supported", status=500)
+    shared = _shared(config)
+    # An embedding is computed in one batch: a smaller batch would cut inputs at its size.
+    n_batch = config.n_ctx if config.embedding else min(config.n_batch, config.n_ctx)
     return open_llama(
         config.model,
-        repack=config.repack,
         n_ctx=config.n_ctx,
-        # An embedding is computed in one batch: a smaller batch would cut inputs at its size.
-        n_batch=config.n_ctx if config.embedding else min(config.n_batch, config.n_ctx),
-        n_ubatch=config.n_ctx if config.embedding else min(config.n_batch, config.n_ctx),
-        n_gpu_layers=config.n_gpu_layers,
-        n_threads=config.n_threads,
-        use_mmap=config.use_mmap,
+        n_batch=n_batch,
+        n_ubatch=n_batch,
         embedding=config.embedding,
-        lora_path=str(config.loras[0]) if config.loras else None,
-        main_gpu=config.main_gpu,
-        tensor_split=list(config.tensor_split) or None,
-        seed=config.seed,
-        verbose=config.verbose,
+        **shared,
     )
 
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ocillm.runner.batch.rows import put
+
 
 @dataclass
 class Proposal:
@@ -106,16 +108,9 @@ class Drafter:
         return False
 
     def _add(self, token: int, seq_id: int, *, logits: bool) -> int:
-        batch, held = self._batch, self._held[seq_id]
-        i = int(batch.n_tokens)
-        batch.token[i] = token
-        batch.pos[i] = len(held)
-        batch.n_seq_id[i] = 1
-        batch.seq_id[i][0] = seq_id
-        batch.logits[i] = logits
-        batch.n_tokens = i + 1
+        held = self._held[seq_id]
         held.append(token)
-        return i
+        return put(self._batch, token, len(held) - 1, seq_id, logits=logits)
 
     def close(self) -> None:
         self._lib.llama_batch_free(self._batch)

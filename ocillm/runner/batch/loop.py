@@ -20,6 +20,7 @@ from typing import Any
 
 from ocillm.runner.batch.draft import Drafter, Proposal
 from ocillm.runner.batch.logprobs import step_logprobs, token_logprob
+from ocillm.runner.batch.rows import put
 from ocillm.runner.batch.sampling import Sampler
 from ocillm.runner.batch.text import Utf8Stream
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest, TokenLogprob
@@ -420,16 +421,8 @@ class DecodeLoop:
         return job.slot
 
     def _add(self, token: int, pos: int, slot: Slot, *, logits: bool) -> int:
-        batch = self._batch
-        i = int(batch.n_tokens)
-        batch.token[i] = token
-        batch.pos[i] = pos
-        batch.n_seq_id[i] = 1
-        batch.seq_id[i][0] = slot.seq_id
-        batch.logits[i] = logits
-        batch.n_tokens = i + 1
         self._seqs_in_batch.add(slot.seq_id)
-        return i
+        return put(self._batch, token, pos, slot.seq_id, logits=logits)
 
     def _token_bytes(self, token: int) -> bytes:
         buf = self._piece

@@ -14,7 +14,7 @@ from ocillm.runner.protocol import CompletionRequest
 
 
 class SamplerError(Exception):
-    pass
+    """The request's sampling cannot be built (a grammar llama.cpp does not parse)."""
 
 
 def seed_of(requested: int) -> int:
