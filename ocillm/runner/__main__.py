@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         help="llama.cpp's extra buffer types (repacked weights); auto: off on AMX CPUs",
     )
     p.add_argument("--draft", type=Path, default=None, help="draft model (speculative decoding)")
+    p.add_argument(
+        "--mmproj", type=Path, default=None, help="image encoder (projector) of a vision model"
+    )
     p.add_argument("--kv-cache-type", choices=KV_CACHE_TYPES, default="f16")
     p.add_argument("--flash-attention", choices=FLASH_ATTENTION_CHOICES, default="auto")
     p.add_argument(
@@ -112,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         repack=args.repack,
         kv_cache_type=args.kv_cache_type,
         draft=args.draft,
+        projector=args.mmproj,
         flash_attention=args.flash_attention,
     )
     try:

@@ -28,6 +28,7 @@ class RunnerSpec:
     verbose: bool = False
     repack: str = "auto"  # llama.cpp extra buffer types: auto (off on AMX CPUs), on, off
     draft: Path | None = None  # speculative decoding's draft model
+    projector: Path | None = None  # image encoder (mmproj GGUF) of a vision model
     kv_cache_type: str = "f16"  # f16, q8_0, q4_0
     flash_attention: str = "auto"  # auto, on, off
 
@@ -59,6 +60,8 @@ class RunnerSpec:
             args += ["--lora", str(lora)]
         if self.draft is not None:
             args += ["--draft", str(self.draft)]
+        if self.projector is not None:
+            args += ["--mmproj", str(self.projector)]
         if self.main_gpu:
             args += ["--main-gpu", str(self.main_gpu)]
         if len(self.tensor_split) > 1:

@@ -44,6 +44,7 @@ class LoadRequest:
     digest: str = ""
     adapters: tuple[Path, ...] = ()
     draft: Path | None = None  # speculative decoding's draft model
+    projector: Path | None = None  # a vision model's image encoder (mmproj GGUF)
     options: LoadOptions = field(default_factory=LoadOptions)
     keep_alive: float | None = None
     priority: int = 0
@@ -59,5 +60,6 @@ class LoadRequest:
             self.model_path != loaded.model_path
             or self.adapters != loaded.adapters
             or self.draft != loaded.draft
+            or self.projector != loaded.projector
             or self.options.reload_key() != loaded.options.reload_key()
         )

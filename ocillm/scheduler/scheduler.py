@@ -524,6 +524,7 @@ class Scheduler:
             embedding=opts.embedding,
             loras=request.adapters,
             draft=request.draft,
+            projector=request.projector,
             gpu_library=library,
             gpu_indices=placement.gpu_indices,
             main_gpu=_main_gpu(opts.main_gpu, placement),
