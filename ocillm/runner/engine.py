@@ -66,6 +66,7 @@ class EngineConfig:
     kv_cache_type: KvCacheType = "f16"
     flash_attention: FlashAttention = "auto"
     draft: Path | None = None  # speculative decoding: a smaller model with the same vocabulary
+    projector: Path | None = None  # a vision model's image encoder (mmproj GGUF)
 
     @property
     def n_slots(self) -> int:

@@ -56,7 +56,12 @@ class ServedModel:
 
     @property
     def has_projector(self) -> bool:
-        return self.view.content.first(Role.PROJECTOR) is not None
+        return self.projector is not None
+
+    @property
+    def projector(self) -> Path | None:
+        """The image encoder (mmproj GGUF) of a vision model, if the image has one."""
+        return self.view.path(Role.PROJECTOR)
 
     @property
     def adapters(self) -> tuple[Path, ...]:
@@ -75,6 +80,8 @@ class ServedModel:
         parts = [str(self.view.model_path), *map(str, self.adapters)]
         if self.draft is not None and not embedding:
             parts.append(f"draft={self.draft}")
+        if self.projector is not None and not embedding:
+            parts.append(f"projector={self.projector}")
         if embedding and not self.info.is_embedding_model:
             parts.append("embedding")  # a completion model loaded for embeddings: its own runner
         return "|".join(parts)
@@ -93,6 +100,7 @@ class ServedModel:
             digest=self.view.digest,
             adapters=self.adapters,
             draft=None if options.embedding else self.draft,
+            projector=None if options.embedding else self.projector,
             options=options,
             keep_alive=keep_alive,
             priority=priority,
