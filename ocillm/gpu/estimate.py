@@ -3,14 +3,16 @@
 The input is :class:`ModelShape`, just the numbers the estimate uses, so tests can make one by hand;
 :meth:`ModelShape.from_gguf_info` adapts what ``ocillm.gguf.read_gguf_info`` returns. The formulas
 follow llama.cpp's allocations the way Ollama's historical ``estimateGPULayers`` did (f16 KV cache,
-the llama compute-graph formula for full and partial offload).
+the llama compute-graph formula for full and partial offload). A speculative-decoding draft is
+folded into the model's layers, a vision projector (:class:`ProjectorShape`) is one block of bytes
+placed whole.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 #: Bytes per KV-cache element (llama.cpp's default f16 cache).
@@ -65,6 +67,46 @@ class ModelShape:
         )
 
 
+@dataclass(frozen=True)
+class ProjectorShape:
+    """A vision projector (an mmproj CLIP GGUF): its weights and the image dimensions that size its
+    compute buffer."""
+
+    weights: int
+    image_size: int = 0  # pixels per side of the largest image it encodes
+    patch_size: int = 0
+    embedding_length: int = 0
+    head_count: int = 0
+
+    @property
+    def compute_bytes(self) -> int:
+        """One image through the encoder in f32: every head's patch x patch attention scores plus a
+        few rows of embedding width (llama.cpp reserves the buffer for the largest image)."""
+        side = self.image_size // max(self.patch_size, 1)
+        patches = side * side
+        return 4 * patches * (patches * self.head_count + 4 * self.embedding_length)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights + self.compute_bytes
+
+    @classmethod
+    def from_gguf_info(cls, info: Any) -> ProjectorShape:
+        meta = getattr(info, "metadata", None) or {}
+
+        def vision(key: str) -> int:
+            value = meta.get(f"clip.vision.{key}")
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+        return cls(
+            weights=int(info.tensor_bytes or 0),
+            image_size=vision("image_size"),
+            patch_size=vision("patch_size"),
+            embedding_length=vision("embedding_length"),
+            head_count=vision("attention.head_count"),
+        )
+
+
 def _tensor_sizes(tensors: Iterable[Any]) -> dict[str, int]:
     sizes: dict[str, int] = {}
     for t in tensors:
@@ -114,6 +156,9 @@ class MemoryNeeds:
     graph_full: int  # compute buffer when everything is on one device
     graph_partial: int  # compute buffer per device when split
     num_ctx: int = 0  # per slot
+    #: Loaded whole beside the layers (a vision projector): on the first GPU when any layer is on a
+    #: GPU, else in system memory.
+    projector_bytes: int = 0
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -126,12 +171,68 @@ class MemoryNeeds:
 
     @property
     def cpu_size(self) -> int:
-        """Everything in system memory: weights, KV cache and the compute buffer."""
-        return self.total_weights + self.kv_total + self.graph_partial
+        """Everything in system memory: weights, KV cache, the compute buffer and the projector."""
+        return self.total_weights + self.kv_total + self.graph_partial + self.projector_bytes
 
 
-def estimate(shape: ModelShape, options: EstimateOptions = EstimateOptions()) -> MemoryNeeds:
-    """The memory of ``shape`` with ``num_ctx`` tokens in each of ``num_parallel`` slots."""
+def estimate(
+    shape: ModelShape,
+    options: EstimateOptions = EstimateOptions(),
+    *,
+    draft: ModelShape | None = None,
+    projector: ProjectorShape | None = None,
+) -> MemoryNeeds:
+    """The memory of ``shape`` with ``num_ctx`` tokens in each of ``num_parallel`` slots, with the
+    speculative-decoding ``draft`` and the vision ``projector`` the runner loads beside it."""
+    needs = _estimate(shape, options)
+    if draft is not None:
+        # The runner gives the draft the model's context (not capped at the draft's own) and slots.
+        unbounded = replace(draft, context_length=0)
+        needs = _with_draft(needs, _estimate(unbounded, replace(options, num_ctx=needs.num_ctx)))
+    if projector is not None:
+        needs = replace(needs, projector_bytes=projector.total_bytes)
+    return needs
+
+
+def _with_draft(needs: MemoryNeeds, draft: MemoryNeeds) -> MemoryNeeds:
+    """``needs`` with the draft folded into its layers. The draft gets the model's -ngl, and
+    llama.cpp offloads the last N blocks of each model (the output once N passes the block count),
+    so draft block D-1-j is costed with model block B-1-j and the draft's output with the block
+    before the draft's first: the layer walk then puts both where the runner will. A draft with more
+    blocks than the model has its extra first blocks costed with the model's first."""
+    b, d = needs.block_count, draft.block_count
+    graph_full = needs.graph_full + draft.graph_full
+    graph_partial = needs.graph_partial + draft.graph_partial
+    total = needs.total_weights + draft.total_weights
+    if b == 0:  # no layers to pair with: the model stays in system memory, and the draft with it
+        return replace(
+            needs,
+            total_weights=total + draft.kv_total,
+            graph_full=graph_full,
+            graph_partial=graph_partial,
+        )
+    weights, kv = list(needs.layer_weights), list(needs.layer_kv)
+    for j in range(d):
+        i = max(b - 1 - j, 0)
+        weights[i] += draft.layer_weights[d - 1 - j]
+        kv[i] += draft.layer_kv[d - 1 - j]
+    output = needs.output_bytes
+    if d < b:
+        weights[b - 1 - d] += draft.output_bytes
+    else:
+        output += draft.output_bytes
+    return replace(
+        needs,
+        layer_weights=tuple(weights),
+        layer_kv=tuple(kv),
+        output_bytes=output,
+        total_weights=total,
+        graph_full=graph_full,
+        graph_partial=graph_partial,
+    )
+
+
+def _estimate(shape: ModelShape, options: EstimateOptions) -> MemoryNeeds:
     num_ctx = options.num_ctx
     if shape.context_length > 0:
         num_ctx = min(num_ctx, shape.context_length)

@@ -84,9 +84,10 @@ def _layout(
     room: list[GpuDevice] = []
     for g in gpus:
         minimum = MINIMUM_MEMORY.get(g.library, 0)
-        if free[g.id] >= overhead + graph + minimum + 2 * first:
+        whole = 0 if room else needs.projector_bytes  # on the main GPU: the first with room
+        if free[g.id] >= overhead + graph + minimum + whole + 2 * first:
             room.append(g)
-            alloc[g.id] = minimum + first  # one layer's worth held back as a buffer
+            alloc[g.id] = minimum + whole + first  # one layer's worth held back as a buffer
 
     count = overflow = 0
     for i in reversed(range(needs.block_count)):

@@ -5,9 +5,9 @@ equals, at most ``max_queue`` waiting). A request for a loaded model takes one o
 ``num_parallel`` slots; one for a model not loaded (or loaded with other runner options, or whose
 runner died) triggers a load. Loads happen one at a time; a load first makes room: at most
 ``max_loaded_models`` runners, and a new model must fit beside the loaded ones (fully on the GPUs
-within 80% of their free memory when other models are loaded), evicting idle runners, least
-recently used first. When a request finishes its slot is free at once; a runner idle for its
-keep-alive is unloaded (0: right after the request; ``inf``: never).
+within 80% of their free memory when other models are loaded: ``ocillm.gpu.fit`` decides),
+evicting idle runners, least recently used first. When a request finishes its slot is free at
+once; a runner idle for its keep-alive is unloaded (0: right after the request; ``inf``: never).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from pathlib import Path
 
 from ocillm.config import Settings
 from ocillm.gpu.discovery import Discovery
-from ocillm.gpu.estimate import KV_BYTES_PER_ELEMENT, EstimateOptions, ModelShape, estimate
-from ocillm.gpu.placement import Placement, place
+from ocillm.gpu.estimate import KV_BYTES_PER_ELEMENT, EstimateOptions, ModelShape, ProjectorShape
+from ocillm.gpu.fit import fit
+from ocillm.gpu.placement import Placement
 from ocillm.runner.base import Runner
 from ocillm.runner.errors import RunnerError
 from ocillm.runner.spec import RunnerSpec
@@ -135,6 +136,7 @@ class Scheduler:
         self._stopping: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._shapes: dict[Path, ModelShape] = {}
+        self._projectors: dict[Path, ProjectorShape] = {}
         self._closed = False
 
     @classmethod
@@ -413,7 +415,9 @@ class Scheduler:
     async def _shape(self, request: LoadRequest) -> ModelShape:
         if request.shape is not None:
             return request.shape
-        path = request.model_path
+        return await self._read_shape(request.model_path)
+
+    async def _read_shape(self, path: Path) -> ModelShape:
         if path not in self._shapes:
             from ocillm.gguf import read_gguf_info
 
@@ -421,21 +425,27 @@ class Scheduler:
             self._shapes[path] = ModelShape.from_gguf_info(info)
         return self._shapes[path]
 
+    async def _projector_shape(self, path: Path) -> ProjectorShape:
+        if path not in self._projectors:
+            from ocillm.gguf import read_gguf_info
+
+            info = await asyncio.to_thread(read_gguf_info, path)
+            self._projectors[path] = ProjectorShape.from_gguf_info(info)
+        return self._projectors[path]
+
     async def _make_room_and_load(self, key: str, request: LoadRequest) -> _Entry | None:
         shape = await self._shape(request)
+        draft = None if request.draft is None else await self._read_shape(request.draft)
+        projector = None
+        if request.projector is not None:
+            projector = await self._projector_shape(request.projector)
         opts = request.options
-        num_ctx = max(opts.num_ctx, 4)
-        if shape.context_length > 0:
-            num_ctx = min(num_ctx, shape.context_length)
         num_parallel = 1 if opts.embedding else self.num_parallel
-        needs = estimate(
-            shape,
-            EstimateOptions(
-                num_ctx=num_ctx,
-                num_batch=opts.num_batch,
-                num_parallel=num_parallel,
-                kv_bytes_per_element=KV_BYTES_PER_ELEMENT[self.kv_cache_type],
-            ),
+        options = EstimateOptions(
+            num_ctx=max(opts.num_ctx, 4),
+            num_batch=opts.num_batch,
+            num_parallel=num_parallel,
+            kv_bytes_per_element=KV_BYTES_PER_ELEMENT[self.kv_cache_type],
         )
         while True:
             if self._closed:
@@ -459,40 +469,28 @@ class Scheduler:
                 if not await self._evict_one(key):
                     await self._until_changed()
                 continue
-            used_vram: dict[str, int] = {}
-            used_system = 0
-            for e in self._entries.values():
-                p = e.placement
-                for gpu_id, vram in zip(p.gpu_ids, p.vram_per_gpu, strict=False):
-                    used_vram[gpu_id] = used_vram.get(gpu_id, 0) + vram
-                used_system += p.size - p.size_vram
-            placement = place(
-                needs,
+            answer = fit(
+                shape,
+                options,
                 inventory,
-                used_vram=used_vram,
-                used_system=used_system,
+                [e.placement for e in self._entries.values()],
                 num_gpu=opts.num_gpu,
                 spread=self.spread,
                 overhead=self.gpu_overhead,
+                draft=draft,
+                projector=projector,
             )
-            beside = bool(self._entries)
-            gpu_wanted = bool(inventory.gpus) and opts.num_gpu != 0
-            good = placement.fits and (
-                not beside
-                or not gpu_wanted
-                or (placement.full_offload and placement.within_headroom)
-            )
-            if not good and beside:
+            if answer.verdict == "evict":
                 if not await self._evict_one(key):
                     await self._until_changed()
                 continue
-            if not placement.fits:
-                cpu_part = placement.size - placement.size_vram
+            if answer.verdict == "insufficient":
                 raise InsufficientMemory(
-                    request.display_name, cpu_part, inventory.system.free, where="system"
+                    request.display_name, answer.required, answer.available, where="system"
                 )
-            library = placement.library or (inventory.gpus[0].library if inventory.gpus else None)
-            return await self._start(key, request, placement, num_ctx, num_parallel, library)
+            return await self._start(
+                key, request, answer.placement, answer.num_ctx, num_parallel, answer.library
+            )
 
     async def _evict_one(self, keep: str) -> bool:
         victim = self._lru_idle(keep)
