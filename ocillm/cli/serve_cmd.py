@@ -16,6 +16,7 @@ from ocillm.cli.app import app
 from ocillm.cli.common import cli_settings
 from ocillm.cli.extras import require_serve_extra
 from ocillm.cli.output import human_bytes, human_time, table
+from ocillm.cli.pictures import take_pictures
 from ocillm.errors import OcillmError, UsageError
 
 
@@ -221,6 +222,7 @@ class Session:
         self.options: dict[str, Any] = {}
         self.system: str | None = None
         self.messages: list[dict[str, Any]] = []
+        self.vision = False  # the model reads pictures: paths in a prompt are sent as images
 
     def request(self) -> dict[str, Any]:
         return {
@@ -312,6 +314,7 @@ def run(
         interactive = False
     with _client(ctx) as client:
         info = _ensure_model(client, reference, insecure)
+        session.vision = "vision" in (info.get("capabilities") or [])
         if not interactive:
             _one_shot(client, session, " ".join(prompts))
             return
@@ -319,7 +322,11 @@ def run(
 
 
 def _one_shot(client: Any, session: Session, text: str) -> None:
-    body = {**session.request(), "prompt": text}
+    body: dict[str, Any] = {**session.request(), "prompt": text}
+    if session.vision:
+        body["prompt"], images = take_pictures(text)
+        if images:
+            body["images"] = images
     answer, final = _stream_text(client.generate(**body), lambda c: str(c.get("response") or ""))
     if answer and not answer.endswith("\n"):
         sys.stdout.write("\n")
@@ -439,7 +446,12 @@ class Repl:
 
     def say(self, text: str) -> None:
         s = self.session
-        s.messages.append({"role": "user", "content": text})
+        message: dict[str, Any] = {"role": "user", "content": text}
+        if s.vision:
+            message["content"], images = take_pictures(text)
+            if images:
+                message["images"] = images
+        s.messages.append(message)
         messages = list(s.messages)
         if s.system:
             messages.insert(0, {"role": "system", "content": s.system})

@@ -3,7 +3,8 @@
 Completion: one llama.cpp context holds ``n_parallel`` sequences of ``n_ctx`` tokens each, and
 one decode loop (``batch/loop.py``) advances all of them with one ``llama_decode`` a step, on the
 CPU and with layers on a GPU alike. A request takes the free sequence whose KV cache shares the
-longest prefix with its prompt and evaluates only the rest. Embeddings keep llama-cpp-python's
+longest prefix with its prompt and evaluates only the rest. With a projector (``vision.py``) a
+prompt's ``[img-N]`` tags become the pictures' embeddings. Embeddings keep llama-cpp-python's
 own ``Llama.embed`` (one batch per call).
 """
 
@@ -31,6 +32,7 @@ from ocillm.runner.protocol import (
 )
 from ocillm.runner.rerank import PairTooLong, is_reranker, rank
 from ocillm.runner.stops import StopScanner
+from ocillm.runner.vision import ImageBatch, Vision, VisionError, VisionPrompt, decode_images
 
 #: What a reranker says when asked for embeddings (llama.cpp pools it to scores, not vectors).
 RERANKER_EMBEDS = (
@@ -155,6 +157,7 @@ class Engine:
         self.config = config
         self._longest_token: int | None = None
         self._loop: DecodeLoop | None = None
+        self._vision: Vision | None = None
         self._free = threading.Condition()
         if config.embedding:
             self._slots = [_Slot(load(config))]
@@ -164,8 +167,9 @@ class Engine:
             self._slots = []
             self._llama = _load_batched(config)
             drafter = self._load_draft(config) if config.draft is not None else None
+            images = self._load_projector(config) if config.projector is not None else None
             self._loop = DecodeLoop(
-                self._llama, config.n_slots, config.n_batch, config.n_ctx, drafter
+                self._llama, config.n_slots, config.n_batch, config.n_ctx, drafter, images
             )
             self.n_ctx = self._loop.n_ctx  # per sequence
         self.n_vocab = int(self._llama.n_vocab())
@@ -183,6 +187,26 @@ class Engine:
                 status=500,
             )
         return Drafter(llama, config.n_slots, max(min(config.n_batch, config.n_ctx), 1))
+
+    def _load_projector(self, config: EngineConfig) -> ImageBatch:
+        assert config.projector is not None
+        try:
+            self._vision = Vision(
+                config.projector,
+                self._llama,
+                n_threads=config.n_threads,
+                use_gpu=config.n_gpu_layers != 0,
+            )
+        except VisionError as err:
+            self._llama.close()
+            raise EngineError(str(err), status=err.status) from None
+        n_batch = max(min(config.n_batch, config.n_ctx), config.n_slots)
+        return ImageBatch(self._llama._ctx.ctx, n_batch, self._vision.n_embd)
+
+    @property
+    def vision(self) -> bool:
+        """Whether the model reads images (it was loaded with a projector)."""
+        return self._vision is not None
 
     @property
     def extra_buffer_types(self) -> bool:
@@ -263,17 +287,22 @@ class Engine:
         if self._loop is None:
             raise EngineError("this runner was loaded for embeddings, not completion")
         too_long = "the input length ({}) exceeds the context length ({})"
-        if req.tokens is not None:
+        if req.prompt is not None:
+            # Not tokenized at all when it cannot fit: a 10 MB text takes seconds.
+            # (The vocabulary's longest token costs a pass over it, half a second on Gemma's
+            # 262k tokens: asked only of a text too big to simply tokenize.)
+            size = len(req.prompt.encode())
+            if size > 16 * self.n_ctx and size > self.n_ctx * self.longest_token():
+                raise EngineError(too_long.format(f"{size} bytes", self.n_ctx))
+        pictures: VisionPrompt | None = None
+        if req.images:
+            pictures = self._pictures(req)
+            tokens = pictures.tokens
+        elif req.tokens is not None:
             self.check_tokens(req.tokens)
             tokens = list(req.tokens)
         else:
             text = (req.prompt or "").encode()
-            # Not tokenized at all when it cannot fit: a 10 MB text takes seconds.
-            # (The vocabulary's longest token costs a pass over it, half a second on Gemma's
-            # 262k tokens: asked only of a text too big to simply tokenize.)
-            huge = len(text) > 16 * self.n_ctx
-            if huge and len(text) > self.n_ctx * self.longest_token():
-                raise EngineError(too_long.format(f"{len(text)} bytes", self.n_ctx))
             tokens = list(self._llama.tokenize(text, add_bos=req.add_bos, special=True))
         if len(tokens) >= self.n_ctx:
             raise EngineError(too_long.format(f"{len(tokens)} tokens", self.n_ctx))
@@ -291,8 +320,31 @@ class Engine:
             sampler=sampler,
             cancelled=cancelled,
             stops=StopScanner(req.stop),
+            images=pictures.images if pictures is not None else (),
         )
         return self._loop.submit(job)
+
+    def _pictures(self, req: CompletionRequest) -> VisionPrompt:
+        """The prompt with its pictures, checked against what the decode loop can take."""
+        assert self._loop is not None
+        if self._vision is None:
+            raise EngineError("this model has no vision projector: it cannot read images")
+        if req.prompt is None:
+            raise EngineError("images need a prompt with [img-N] tags, not token ids")
+        try:
+            images = decode_images(req.images)
+            prompt = self._vision.prompt(req.prompt, images, add_special=req.add_bos)
+        except VisionError as err:
+            raise EngineError(str(err), status=err.status) from None
+        if prompt.images and prompt.images[-1].end == len(prompt.tokens):
+            raise EngineError("the prompt ends with an image: the model needs text after it")
+        for run in prompt.images:
+            if run.non_causal and run.n_tokens > self._loop.n_batch:
+                raise EngineError(
+                    f"an image takes {run.n_tokens} tokens and this model reads an image in "
+                    f"one batch: set num_batch to at least {run.n_tokens}"
+                )
+        return prompt
 
     # --- embeddings -----------------------------------------------------------------------
 
@@ -340,6 +392,8 @@ class Engine:
     def close(self) -> None:
         if self._loop is not None:
             self._loop.close()
+        if self._vision is not None:
+            self._vision.close()
         self._llama.close()
 
 

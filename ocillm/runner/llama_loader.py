@@ -199,3 +199,14 @@ def install_log_tagging(*, verbose: bool) -> None:
     callback = llama_cpp.llama_log_callback(emit)
     _log_state["callback"] = callback  # referenced for as long as llama.cpp may call it
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
+def tag_mtmd_logs() -> None:
+    """Send the vision library's log (``mtmd``, its CLIP encoder) the way of llama.cpp's own."""
+    from llama_cpp import mtmd_cpp
+
+    if "callback" not in _log_state:
+        install_log_tagging(verbose=False)
+    callback = _log_state["callback"]
+    mtmd_cpp.mtmd_log_set(callback, ctypes.c_void_p(0))
+    mtmd_cpp.mtmd_helper_log_set(callback, ctypes.c_void_p(0))

@@ -19,6 +19,7 @@ class CompletionRequest(BaseModel):
     prompt: str | None = None
     tokens: list[int] | None = None  # instead of a prompt: token ids, used as they are
     add_bos: bool = True  # with a prompt: let the tokenizer add BOS (as llama.cpp does)
+    images: list[str] = Field(default_factory=list)  # base64 pictures, placed by [img-N] tags
     stream: bool = True
     num_predict: int = -1  # -1 (or -2): until the context is full
     temperature: float = 0.8

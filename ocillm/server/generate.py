@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ocillm.runner import CompletionChunk, CompletionRequest, Runner
+from ocillm.runner.vision import IMAGE_TAG
+from ocillm.server.apis.shared.translate import base64_image
 from ocillm.server.context import ServerContext, created_at, keep_alive
 from ocillm.server.errors import ApiError
 from ocillm.server.formats import grammar_for
@@ -34,6 +36,7 @@ from ocillm.server.thinking import ThinkingParser
 from ocillm.server.toolcalls import ToolCall, ToolCallParser, parser_for
 from ocillm.server.toolchoice import forced_call_grammar
 from ocillm.template import build_messages
+from ocillm.template.ollama import tag_images
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +74,41 @@ def _window(prompt: str, num_ctx: int) -> str | None:
     return prompt[:span] + prompt[-span:]
 
 
-def _check_images(model: ServedModel, has_images: bool, *, render_only: bool = False) -> None:
-    if not has_images:
+def _check_images(model: ServedModel, images: Sequence[str]) -> None:
+    """Images need the model's projector, and must be base64."""
+    if not images:
         return
     if not model.has_projector:
         raise ApiError(400, NO_VISION)
-    if not render_only:  # rendering needs no runner
-        raise ApiError(501, "image input is not supported by ocillm's runners yet")
+    for image in images:
+        base64_image(image)
+
+
+def _tag_prompt(prompt: str, images: Sequence[str], *, raw: bool) -> str:
+    """A generate prompt with its images tagged as Ollama tags them: ``[img-N]`` before the text,
+    or in place of its ``[img]``s. A raw prompt that places its own ``[img-N]`` keeps them."""
+    if not images or (raw and IMAGE_TAG.search(prompt)):
+        return prompt
+    tagged, _ = tag_images([{"content": prompt, "images": list(images)}])
+    return str(tagged[0]["content"])
+
+
+async def _request(
+    runner: Runner,
+    opts: Options,
+    prompt: str,
+    images: Sequence[str],
+    *,
+    num_ctx: int,
+    truncate: bool,
+    grammar: str | None,
+) -> tuple[CompletionRequest, list[int] | None]:
+    """The completion request, fitted to the context (see :func:`_fitted`). A prompt with
+    images is sent whole: cutting its tokens could cut a picture, so the runner refuses one
+    that does not fit."""
+    if images:
+        return opts.completion(prompt=prompt, grammar=grammar, images=list(images)), None
+    return await _fitted(runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar)
 
 
 def _num_ctx(model: ServedModel, opts: Options) -> int:
@@ -189,17 +220,19 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
         raise ApiError(400, f"{model.full_name} does not support insert")
     think = resolve_think(model, req.think)
     debug = req.debug_render_only and bool(req.prompt)
-    _check_images(model, bool(req.images), render_only=debug)
+    images = list(req.images or [])
+    _check_images(model, images)
+    user_prompt = _tag_prompt(req.prompt, images, raw=req.raw)
     alive = keep_alive(req.keep_alive)
     head = {"model": req.model}
     if debug:
         # Ollama's _debug_render_only: the prompt the model would get, no model loaded (so a
         # `context` is not prepended: that needs the model's tokenizer).
-        prompt = req.prompt
+        prompt = user_prompt
         if not req.raw:
             prompt = generate_prompt(
                 model,
-                prompt=req.prompt,
+                prompt=user_prompt,
                 system=req.system,
                 template=req.template,
                 suffix=req.suffix,
@@ -211,7 +244,7 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
             "created_at": created_at(),
             "response": "",
             "done": False,
-            "_debug_info": _debug_info(prompt, len(req.images or [])),
+            "_debug_info": _debug_info(prompt, len(images)),
         }
         return
     if not req.prompt and alive == 0:
@@ -247,16 +280,17 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
         num_ctx = _num_ctx(model, opts)
         truncate = req.truncate is not False
         if req.raw:
-            prompt = req.prompt
+            prompt = user_prompt
         elif truncate and model.view.messages and not (req.suffix or req.template or req.context):
             # Ollama renders this case as a chat, so the image's MESSAGE turns are dropped,
             # oldest first, when the prompt does not fit.
             turns = build_messages(
                 prompt=req.prompt,
+                images=images,
                 system=req.system or model.view.system,
                 model_messages=model.view.messages,
             )
-            prompt = await chat_prompt(
+            prompt, images = await chat_prompt(
                 model,
                 turns,
                 tools=None,
@@ -268,7 +302,7 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
         else:
             prompt = generate_prompt(
                 model,
-                prompt=req.prompt,
+                prompt=user_prompt,
                 system=req.system,
                 template=req.template,
                 suffix=req.suffix,
@@ -278,8 +312,8 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
             if req.context:
                 prompt = await runner.detokenize(list(req.context)) + prompt
         parser = None if req.raw else thinking_parser(model, think, prompt, req.template)
-        completion, cut = await _fitted(
-            runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
+        completion, cut = await _request(
+            runner, opts, prompt, images, num_ctx=num_ctx, truncate=truncate, grammar=grammar
         )
         completion = _per_request(completion, req.logprobs, req.top_logprobs, req.shift)
         meter = ctx.metrics.generation(model.display_name, start)
@@ -300,6 +334,7 @@ async def generate(ctx: ServerContext, req: GenerateRequest) -> AsyncIterator[Ch
         if not req.raw:
             # A cut prompt's context is what the model saw, not the megabytes it was cut from.
             seen = prompt if cut is None else await runner.detokenize(cut)
+            seen = IMAGE_TAG.sub("", seen)  # the pictures are not tokens to send back
             context = await runner.tokenize(seen + "".join(parts), add_special=False)
     out: Chunk = {
         **head,
@@ -409,9 +444,8 @@ async def chat(
     if req.tools and "tools" not in model.capabilities:
         raise ApiError(400, f"{model.full_name} does not support tools")
     think = resolve_think(model, req.think)
-    images = sum(len(m.images or []) for m in req.messages)
     debug = req.debug_render_only and bool(req.messages)
-    _check_images(model, images > 0, render_only=debug)
+    _check_images(model, [image for m in req.messages for image in m.images or []])
     alive = keep_alive(req.keep_alive)
     head = {"model": req.model}
     if not req.messages and alive == 0:
@@ -443,7 +477,7 @@ async def chat(
             "created_at": created_at(),
             "message": {"role": "", "content": ""},
             "done": False,
-            "_debug_info": _debug_info(prompt, images),
+            "_debug_info": _debug_info(prompt, sum(len(m.images or []) for m in req.messages)),
         }
         return
     final = CompletionChunk(done=True, done_reason="stop")
@@ -460,7 +494,7 @@ async def chat(
                 "done_reason": "load",
             }
             return
-        prompt = await chat_prompt(
+        prompt, images = await chat_prompt(
             model,
             messages,
             tools=tools,
@@ -471,8 +505,8 @@ async def chat(
         )
         parser = thinking_parser(model, think, prompt)
         tool_parser = parser_for(model.template(), tools)
-        completion, _ = await _fitted(
-            runner, opts, prompt, num_ctx=num_ctx, truncate=truncate, grammar=grammar
+        completion, _ = await _request(
+            runner, opts, prompt, images, num_ctx=num_ctx, truncate=truncate, grammar=grammar
         )
         completion = _per_request(completion, req.logprobs, req.top_logprobs, req.shift)
         meter = ctx.metrics.generation(model.display_name, start)

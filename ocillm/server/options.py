@@ -154,7 +154,10 @@ class Options:
         prompt: str | None = None,
         tokens: list[int] | None = None,
         grammar: str | None = None,
+        images: list[str] | None = None,
     ) -> CompletionRequest:
         sampling = {k: self.values[k] for k in _SAMPLING}
         sampling["stop"] = [s for s in sampling["stop"] if s]
-        return CompletionRequest(prompt=prompt, tokens=tokens, grammar=grammar, **sampling)
+        return CompletionRequest(
+            prompt=prompt, tokens=tokens, grammar=grammar, images=images or [], **sampling
+        )

@@ -22,12 +22,15 @@ from ocillm.template import (
     render_prompt,
     think_values,
 )
-from ocillm.template.ollama import drop_old_turns
+from ocillm.template.ollama import drop_old_turns, tag_images
 
 Message = dict[str, Any]
 CountTokens = Callable[[str], Coroutine[Any, Any, int]]
 
 THINK_LEVELS = ("low", "medium", "high", "max")
+#: Tokens an image counts for when old turns are dropped to fit: Ollama's figure (a CLIP image's
+#: 768 embeddings), an upper bound for most projectors (Gemma 3 gives 256).
+IMAGE_TOKENS = 768
 
 
 def check_think(value: Any) -> bool | str | None:
@@ -149,7 +152,9 @@ def render_chat(
     tools: list[dict[str, Any]] | None,
     think: bool | str | None,
 ) -> str:
-    """The chat prompt of ``messages`` as they are, with the image's template (Go or Jinja)."""
+    """The chat prompt of ``messages`` as they are, with the image's template (Go or Jinja);
+    each message's images are tagged ``[img-N]`` in its content, as Ollama tags them."""
+    messages, _ = tag_images(messages)
     choice = model.template()
     if choice.kind == "jinja":
         return _jinja(model, choice, messages, tools, think)
@@ -165,22 +170,33 @@ async def chat_prompt(
     num_ctx: int,
     truncate: bool,
     count_tokens: CountTokens,
-) -> str:
+) -> tuple[str, list[Any]]:
     """Render the chat; when it does not fit ``num_ctx``, drop the oldest turns (Ollama's rule:
-    system messages and the latest turn stay), whichever kind of template renders it."""
+    system messages and the latest turn stay), whichever kind of template renders it. Returns the
+    prompt and the images of the messages kept, in the order of their ``[img-N]`` tags."""
 
     def render(kept: list[Message]) -> str:
         return render_chat(model, kept, tools=tools, think=think)
 
+    def images(kept: list[Message]) -> list[Any]:
+        return tag_images(kept)[1]
+
     text = render(messages)
-    if not truncate or len(messages) <= 1 or await count_tokens(text) <= num_ctx:
-        return text
+    if not truncate or len(messages) <= 1:
+        return text, images(messages)
+    if await count_tokens(text) + IMAGE_TOKENS * len(images(messages)) <= num_ctx:
+        return text, images(messages)
     loop = asyncio.get_running_loop()
 
     def count(rendered: str) -> int:
         return asyncio.run_coroutine_threadsafe(count_tokens(rendered), loop).result()
 
     kept = await asyncio.to_thread(
-        drop_old_turns, messages, render=render, num_ctx=num_ctx, count_tokens=count
+        drop_old_turns,
+        messages,
+        render=render,
+        num_ctx=num_ctx,
+        count_tokens=count,
+        image_tokens=IMAGE_TOKENS,
     )
-    return render(kept)
+    return render(kept), images(kept)

@@ -25,6 +25,7 @@ from ocillm.runner.batch.sampling import Sampler
 from ocillm.runner.batch.text import Utf8Stream
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest, TokenLogprob
 from ocillm.runner.stops import StopScanner
+from ocillm.runner.vision import ImageBatch, ImageRun
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Job:
     sampler: Sampler
     cancelled: Callable[[], bool]
     stops: StopScanner
+    images: tuple[ImageRun, ...] = ()  # where ``prompt`` holds pictures, in order
     utf8: Utf8Stream = field(default_factory=Utf8Stream)
     out: queue.Queue[CompletionChunk | Exception | None] = field(default_factory=queue.Queue)
     abandoned: bool = False  # the reader closed its stream
@@ -79,6 +81,13 @@ class Job:
     accepted: int = 0  # of which it sampled too
     t_start: int = 0
     t_first: int = 0
+
+    def image_at(self, index: int) -> ImageRun | None:
+        return next((run for run in self.images if run.start == index), None)
+
+    def text_until(self, index: int) -> int:
+        """Where the prompt's text from ``index`` ends: its next picture, or its end."""
+        return next((run.start for run in self.images if run.start >= index), len(self.prompt))
 
     def chunks(self, wake: Callable[[], None]) -> Iterator[CompletionChunk]:
         try:
@@ -107,7 +116,13 @@ def _choose(free: list[Slot], prompt: list[int]) -> Slot:
 
 class DecodeLoop:
     def __init__(
-        self, llama: Any, n_seq: int, n_batch: int, n_ctx: int, drafter: Drafter | None = None
+        self,
+        llama: Any,
+        n_seq: int,
+        n_batch: int,
+        n_ctx: int,
+        drafter: Drafter | None = None,
+        images: ImageBatch | None = None,
     ) -> None:
         import llama_cpp
 
@@ -117,10 +132,12 @@ class DecodeLoop:
         self._memory = llama_cpp.llama_get_memory(self._ctx)
         self._vocab = llama._model.vocab
         self._drafter = drafter
+        self._images = images
         self._n_vocab = int(llama.n_vocab())
         # What was asked for: llama.cpp rounds each sequence's cells up to a multiple of 256.
         self.n_ctx = min(int(llama_cpp.llama_n_ctx_seq(self._ctx)), n_ctx)
-        self.n_batch = max(n_batch, n_seq)
+        # No more than the context takes in one decode (llama-cpp-python caps it at n_ctx).
+        self.n_batch = min(max(n_batch, n_seq), int(llama_cpp.llama_n_batch(self._ctx)))
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._slots = [Slot(seq_id=i) for i in range(n_seq)]
         self._waiting: deque[Job] = deque()
@@ -160,6 +177,8 @@ class DecodeLoop:
             self._cv.notify()
         self._thread.join(timeout=30)
         self._lib.llama_batch_free(self._batch)
+        if self._images is not None:
+            self._images.close()
         if self._drafter is not None:
             self._drafter.close()
 
@@ -185,6 +204,7 @@ class DecodeLoop:
         for job in list(self._running):
             if job.abandoned or job.cancelled():
                 self._end(job, None)
+        self._decode_image()
         rows: list[tuple[Job, list[int], list[int]]] = []  # job, batch rows, draft tokens
         batch = self._batch
         batch.n_tokens = 0
@@ -221,7 +241,9 @@ class DecodeLoop:
             if job.evaluated >= len(job.prompt):
                 continue
             slot = self._slot(job)
-            end = min(len(job.prompt), job.evaluated + budget)
+            end = min(job.text_until(job.evaluated), job.evaluated + budget)
+            if end == job.evaluated:
+                continue  # a picture comes next: decoded on its own, next step
             for i in range(job.evaluated, end):
                 index = self._add(job.prompt[i], i, slot, logits=i == len(job.prompt) - 1)
             slot.tokens.extend(job.prompt[job.evaluated : end])
@@ -247,6 +269,26 @@ class DecodeLoop:
             if job.t_first == 0:
                 job.t_first = now
             self._accept(job, indices, proposed)
+
+    def _decode_image(self) -> None:
+        """One picture a step, where a prompt's turn has come to it: its embeddings go in a
+        decode of their own (a batch carries tokens or embeddings, not both)."""
+        if self._images is None:
+            return
+        for job in self._running:
+            run = job.image_at(job.evaluated)
+            if run is None:
+                continue
+            slot = self._slot(job)
+            status = self._images.decode(run, job.evaluated, slot.seq_id)
+            self.history.append((run.n_tokens, 1))
+            if status != 0:
+                self._forget(slot)
+                self._end(job, DecodeError(f"llama_decode returned {status} for an image"))
+                return
+            slot.tokens.extend(job.prompt[run.start : run.end])
+            job.evaluated = run.end
+            return
 
     def _accept(self, job: Job, indices: list[int], proposed: list[int]) -> None:
         """Sample each row in turn; a draft token the target samples too is already in the KV
@@ -282,7 +324,8 @@ class DecodeLoop:
         and ``num_predict``."""
         if self._drafter is None:
             return {}
-        wanting = [j for j in decoding if j.req.draft_num_predict > 0]
+        # A prompt with pictures is not drafted: the draft model cannot read them.
+        wanting = [j for j in decoding if j.req.draft_num_predict > 0 and not j.images]
         if not wanting:
             return {}
         room = (self.n_batch - len(decoding)) // len(wanting)
@@ -324,6 +367,9 @@ class DecodeLoop:
             slot.last_used = self._uses
             # At least the prompt's last token is evaluated: its logits give the first sample.
             keep = min(slot.shared_prefix(job.prompt), len(job.prompt) - 1)
+            for run in job.images:  # a picture is decoded whole or not at all
+                if run.start < keep < run.end:
+                    keep = run.start
             if not self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
                 self._forget(slot)  # no partial removal (recurrent models): start over
                 keep = 0
@@ -332,7 +378,7 @@ class DecodeLoop:
             slot.busy = True
             job.slot = slot
             job.evaluated = job.cached = keep
-            job.sampler.remember(job.prompt)
+            job.sampler.remember([t for t in job.prompt if t >= 0])  # not the pictures
             self._running.append(job)
 
     def _sampled(self, job: Job, token: int, logprob: TokenLogprob | None) -> None:
@@ -354,8 +400,8 @@ class DecodeLoop:
     def _shift(self, job: Job, slot: Slot) -> bool:
         """Make room as Ollama does: keep ``num_keep`` tokens, drop half of the rest. False when
         the request asked not to (``shift`` off, ``num_predict`` -2) or the model cannot."""
-        if not job.req.shift or job.req.num_predict == -2:
-            return False
+        if not job.req.shift or job.req.num_predict == -2 or job.images:
+            return False  # (a shift could cut a picture in two)
         if not self._lib.llama_memory_can_shift(self._memory):
             return False
         keep = len(job.prompt) if job.req.num_keep < 0 else job.req.num_keep

@@ -1,0 +1,267 @@
+"""Images in a prompt: llama.cpp's ``mtmd`` library turns each into embeddings the model reads.
+
+A prompt names its images with Ollama's ``[img-N]`` tags (N indexes the request's ``images``).
+:meth:`Vision.prompt` splits it there, lets ``mtmd`` tokenize the text and encode each image with
+the projector (an mmproj GGUF), and returns the prompt as the decode loop takes it: text token ids,
+with each image position a negative id derived from the picture's digest (so the same picture in
+the next turn of a chat is found in the KV cache like text), plus the embeddings to decode there.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ctypes
+import hashlib
+import os
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: Ollama's image tag in a rendered prompt.
+IMAGE_TAG = re.compile(r"\[img-(\d+)\]")
+#: Encoded images kept for the next request (a chat sends its pictures again every turn).
+CACHED_IMAGES = 16
+
+#: The picture formats read (by stb_image, inside mtmd), by their first bytes. Anything else is
+#: refused before mtmd sees it: it would try the bytes as audio, then as video through ffmpeg.
+PICTURE_MAGIC = {
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"\xff\xd8\xff": "JPEG",
+    b"GIF87a": "GIF",
+    b"GIF89a": "GIF",
+    b"BM": "BMP",
+}
+
+_NO_FFMPEG = os.devnull.encode()  # a "directory" that holds no ffprobe on any system
+
+_TEXT_CHUNK = 0  # MTMD_INPUT_CHUNK_TYPE_TEXT
+_IMAGE_CHUNK = 1  # MTMD_INPUT_CHUNK_TYPE_IMAGE
+
+
+class VisionError(Exception):
+    """A request the projector cannot take (``status`` is the HTTP status to answer)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ImageRun:
+    """One image's place in a prompt: ``n_tokens`` positions from ``start``, and their inputs."""
+
+    start: int
+    n_tokens: int
+    embeddings: Any  # a ctypes float array of n_tokens x n_embd
+    non_causal: bool  # the model attends to the image all at once (Gemma 3): one batch
+
+    @property
+    def end(self) -> int:
+        return self.start + self.n_tokens
+
+
+@dataclass(frozen=True)
+class VisionPrompt:
+    tokens: list[int]  # text token ids; an image position holds a negative placeholder
+    images: tuple[ImageRun, ...]
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    embeddings: Any
+    n_tokens: int
+
+
+def placeholders(digest: bytes, n_tokens: int) -> list[int]:
+    """The ids standing for an image's positions: negative (no vocabulary id is), one per
+    position, the same for the same picture."""
+    base = int.from_bytes(digest[:7], "big")
+    return [-1 - base - i for i in range(n_tokens)]
+
+
+def decode_images(data: list[str]) -> list[bytes]:
+    """The request's base64 images as bytes; a bad one is the client's error."""
+    out = []
+    for i, text in enumerate(data):
+        try:
+            out.append(base64.b64decode(text, validate=True))
+        except (binascii.Error, ValueError):
+            raise VisionError(f"image {i} is not valid base64") from None
+    return out
+
+
+class Vision:
+    """The projector of one model, used by request threads one at a time (``mtmd`` is not
+    thread-safe); the decode loop only reads the embeddings it returns."""
+
+    def __init__(
+        self, projector: Path, llama: Any, *, n_threads: int | None, use_gpu: bool
+    ) -> None:
+        import llama_cpp
+        from llama_cpp import mtmd_cpp
+
+        from ocillm.runner.llama_loader import tag_mtmd_logs
+
+        tag_mtmd_logs()
+        self._mtmd = mtmd_cpp
+        # A marker no user text contains: a literal "<__media__>" in a prompt stays text.
+        self._marker = f"<__ocillm_image_{secrets.token_hex(8)}__>".encode()
+        params = mtmd_cpp.mtmd_context_params_default()
+        params.use_gpu = use_gpu
+        params.print_timings = False
+        params.warmup = False
+        if n_threads:
+            params.n_threads = n_threads
+        params.media_marker = self._marker
+        self._ctx = mtmd_cpp.mtmd_init_from_file(
+            str(projector).encode(), llama._model.model, params
+        )
+        if not self._ctx:
+            raise VisionError(f"cannot load the vision projector {projector.name}", status=500)
+        self.n_embd = int(llama_cpp.llama_model_n_embd_inp(llama._model.model))
+        self.mrope = bool(mtmd_cpp.mtmd_decode_use_mrope(self._ctx))
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[bytes, _Encoded] = OrderedDict()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._ctx:
+                self._mtmd.mtmd_free(self._ctx)
+                self._ctx = None
+
+    def prompt(self, text: str, images: list[bytes], *, add_special: bool) -> VisionPrompt:
+        """Tokenize ``text`` with its ``[img-N]`` tags replaced by ``images[N]``."""
+        if self.mrope:
+            raise VisionError(
+                "this model's projector places images with M-RoPE positions (Qwen2-VL style), "
+                "which ocillm's runner does not support yet",
+                status=501,
+            )
+        order = [int(n) for n in IMAGE_TAG.findall(text)]
+        for n in order:
+            if n >= len(images):
+                raise VisionError(f"the prompt names [img-{n}], but {len(images)} images were sent")
+        unused = sorted(set(range(len(images))) - set(order))
+        if unused:
+            raise VisionError(
+                f"image {unused[0]} is not placed in the prompt by an [img-{unused[0]}] tag"
+            )
+        marked = IMAGE_TAG.sub(self._marker.decode(), text).encode()
+        with self._lock:
+            return self._tokenize(marked, [images[n] for n in order], order, add_special)
+
+    def _tokenize(
+        self, text: bytes, pictures: list[bytes], order: list[int], add_special: bool
+    ) -> VisionPrompt:
+        m = self._mtmd
+        bitmaps = [self._bitmap(data, n) for data, n in zip(pictures, order, strict=True)]
+        chunks = m.mtmd_input_chunks_init()
+        try:
+            arr = (m.mtmd_bitmap_p_ctypes * max(len(bitmaps), 1))(*bitmaps)
+            spec = m.mtmd_input_text(text, len(text), add_special, True)
+            status = m.mtmd_tokenize(self._ctx, chunks, ctypes.byref(spec), arr, len(bitmaps))
+            if status != 0:
+                raise VisionError(f"the prompt and its images could not be tokenized ({status})")
+            tokens: list[int] = []
+            runs: list[ImageRun] = []
+            digests = iter(hashlib.sha256(p).digest() for p in pictures)
+            for i in range(m.mtmd_input_chunks_size(chunks)):
+                chunk = m.mtmd_input_chunks_get(chunks, i)
+                kind = m.mtmd_input_chunk_get_type(chunk)
+                if kind == _TEXT_CHUNK:
+                    count = ctypes.c_size_t()
+                    ids = m.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
+                    tokens.extend(int(ids[j]) for j in range(count.value))
+                elif kind == _IMAGE_CHUNK:
+                    digest = next(digests)
+                    encoded = self._encode(chunk, digest)
+                    non_causal = bool(m.mtmd_decode_use_non_causal(self._ctx, chunk))
+                    runs.append(
+                        ImageRun(len(tokens), encoded.n_tokens, encoded.embeddings, non_causal)
+                    )
+                    tokens.extend(placeholders(digest, encoded.n_tokens))
+                else:
+                    raise VisionError("this projector takes audio, which ocillm does not send")
+            return VisionPrompt(tokens=tokens, images=tuple(runs))
+        finally:
+            m.mtmd_input_chunks_free(chunks)
+            for bitmap in bitmaps:
+                m.mtmd_bitmap_free(bitmap)
+
+    def _bitmap(self, data: bytes, n: int) -> Any:
+        m = self._mtmd
+        bitmap = None
+        if any(data.startswith(magic) for magic in PICTURE_MAGIC):
+            buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+            # A picture stb_image cannot read falls through to video: give it no ffmpeg to run.
+            opt = m.mtmd_helper_init_opt_default()
+            opt.video_params.ffmpeg_bin_dir = _NO_FFMPEG
+            bitmap = m.mtmd_helper_bitmap_init_from_buf(self._ctx, buf, len(data), False, opt)
+        if not bitmap:
+            kinds = ", ".join(sorted(set(PICTURE_MAGIC.values())))
+            raise VisionError(f"image {n} could not be decoded: it is not a picture ({kinds})")
+        return bitmap
+
+    def _encode(self, chunk: Any, digest: bytes) -> _Encoded:
+        m = self._mtmd
+        n_tokens = int(m.mtmd_input_chunk_get_n_tokens(chunk))
+        cached = self._cache.get(digest)
+        if cached is not None and cached.n_tokens == n_tokens:
+            self._cache.move_to_end(digest)
+            return cached
+        if m.mtmd_encode_chunk(self._ctx, chunk) != 0:
+            raise VisionError("the projector could not encode the image", status=500)
+        size = n_tokens * self.n_embd
+        out = (ctypes.c_float * size)()
+        ctypes.memmove(out, m.mtmd_get_output_embd(self._ctx), size * ctypes.sizeof(ctypes.c_float))
+        encoded = _Encoded(out, n_tokens)
+        self._cache[digest] = encoded
+        while len(self._cache) > CACHED_IMAGES:
+            self._cache.popitem(last=False)
+        return encoded
+
+
+class ImageBatch:
+    """Decodes an image's embeddings into a sequence of the context (the decode loop's job)."""
+
+    def __init__(self, ctx: Any, n_batch: int, n_embd: int) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self._ctx = ctx
+        self.n_batch = n_batch
+        self._n_embd = n_embd
+        self._batch = llama_cpp.llama_batch_init(n_batch, n_embd, 1)
+
+    def decode(self, run: ImageRun, pos: int, seq_id: int) -> int:
+        """llama_decode's status (0 is success) for the run at positions ``pos`` onwards."""
+        lib, batch, width = self._lib, self._batch, self._n_embd
+        row = width * ctypes.sizeof(ctypes.c_float)
+        base = ctypes.addressof(run.embeddings)
+        if run.non_causal:
+            lib.llama_set_causal_attn(self._ctx, False)
+        try:
+            for first in range(0, run.n_tokens, self.n_batch):
+                n = min(self.n_batch, run.n_tokens - first)
+                ctypes.memmove(batch.embd, base + first * row, n * row)
+                for i in range(n):
+                    batch.pos[i] = pos + first + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = seq_id
+                    batch.logits[i] = False
+                batch.n_tokens = n
+                status = int(lib.llama_decode(self._ctx, batch))
+                if status != 0:
+                    return status
+            return 0
+        finally:
+            if run.non_causal:
+                lib.llama_set_causal_attn(self._ctx, True)
+
+    def close(self) -> None:
+        self._lib.llama_batch_free(self._batch)

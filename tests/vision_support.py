@@ -1,0 +1,28 @@
+"""Pictures for the vision tests: small PNGs of seeded random pixels, written without an imaging
+library (the format is a signature, a header chunk, zlib-compressed rows and an end chunk)."""
+
+from __future__ import annotations
+
+import random
+import struct
+import zlib
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+
+def png(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
+    """An RGB PNG of random pixels: each seed a different picture."""
+    rng = random.Random(seed)
+    rows = b"".join(
+        b"\x00" + bytes(rng.randrange(256) for _ in range(width * 3)) for _ in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(rows))
+        + _chunk(b"IEND", b"")
+    )
