@@ -29,7 +29,7 @@ from procutil import free_port  # registry-fixtures/procutil.py (on sys.path via
 from test_modelcar import need  # fails, never skips, when a Debian tool is missing
 
 from ocillm.gguf import read_gguf_info
-from ocillm.gpu.estimate import EstimateOptions, ModelShape, estimate
+from ocillm.gpu.estimate import EstimateOptions, ModelShape, ProjectorShape, estimate
 from ocillm.kube.manifests import SERVER_OVERHEAD, mebibytes
 from ocillm.kube.yamlout import dump, dump_all
 from ocillm.oci import mediatypes as mt
@@ -208,6 +208,17 @@ def test_memory_follows_slots_context_and_models(cli: Any, models: Path, tiny_gg
     expected = SERVER_OVERHEAD + tiny_estimate(tiny_gguf, 2048) + tiny_estimate(tiny_gguf, 4096)
     assert both == mebibytes(expected)
     assert request(REF, "--memory", "3G") == "3072Mi"
+
+
+def test_a_vision_images_projector_is_in_its_memory(
+    cli: Any, models: Path, tiny_gguf: Path, tiny_mmproj: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "Vision").write_text(f"FROM {tiny_gguf}\nFROM {tiny_mmproj}\n")
+    assert cli("build", "-f", tmp_path / "Vision", "-t", "vision:1").returncode == 0
+    pod = generate(cli, "vision:1", "--init-container")["Deployment"]["spec"]["template"]["spec"]
+    projector = ProjectorShape.from_gguf_info(read_gguf_info(tiny_mmproj)).total_bytes
+    expected = SERVER_OVERHEAD + tiny_estimate(tiny_gguf, 4096) + projector
+    assert pod["containers"][0]["resources"]["requests"]["memory"] == mebibytes(expected)
 
 
 def test_gpus_hpa_and_pdb(cli: Any, models: Path) -> None:

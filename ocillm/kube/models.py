@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ocillm.errors import NotFound, OcillmError, UsageError
-from ocillm.gpu.estimate import EstimateOptions, ModelShape, estimate
+from ocillm.gpu.estimate import EstimateOptions, ModelShape, ProjectorShape, estimate
+from ocillm.image.content import Role
 from ocillm.image.modelcar import modelpack_entry
 from ocillm.oci import mediatypes as mt
 from ocillm.oci.models import Index
@@ -68,6 +69,17 @@ def resolve_model(
         info = read_gguf_info(view.model_path)
     except (OSError, ValueError) as e:  # ValueError: GGUFFormatError
         raise OcillmError(f"{text}: cannot read its GGUF to estimate memory: {e}") from None
+    # The draft and the projector load beside the model in the same runner: count them too.
+    draft_path, projector_path = view.path(Role.DRAFT), view.path(Role.PROJECTOR)
+    try:
+        draft = ModelShape.from_gguf_info(read_gguf_info(draft_path)) if draft_path else None
+        projector = (
+            ProjectorShape.from_gguf_info(read_gguf_info(projector_path))
+            if projector_path
+            else None
+        )
+    except (OSError, ValueError) as e:
+        raise OcillmError(f"{text}: cannot read its GGUF to estimate memory: {e}") from None
     needs = estimate(
         ModelShape.from_gguf_info(info),
         EstimateOptions(
@@ -75,6 +87,8 @@ def resolve_model(
             num_batch=int(params.get("num_batch") or DEFAULT_NUM_BATCH),
             num_parallel=num_parallel,
         ),
+        draft=draft,
+        projector=projector,
     )
     return ModelSpec(ref, desc.digest, needs.cpu_size, view.size, modelcar)
 
