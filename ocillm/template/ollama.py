@@ -209,6 +209,8 @@ def tag_images(
     out = [dict(m) for m in messages]
     media: list[Any] = []
     for m in out[start:]:
+        if not m.get("images"):
+            continue  # untouched: a None content stays None for the template
         prefix = ""
         content = str(m.get("content") or "")
         for image in m.get("images") or []:
