@@ -41,6 +41,7 @@ def pin(path: str, body: Any, registry: str | None = None) -> Any:
     """The fuzzed ``body`` for ``path`` with its model names pinned (other fields untouched)."""
     if not isinstance(body, dict):
         return body
+    body = _bounded(body)
     scratch = f"{registry}/library/{SCRATCH}" if registry else SCRATCH
     body = dict(body)
     if path in _LOADS:
@@ -64,3 +65,23 @@ def map_body(context: schemathesis.HookContext, body: Any) -> Any:
     operation = context.operation
     registry = os.environ.get("FUZZ_REGISTRY") or None
     return pin(operation.path, body, registry) if operation is not None else body
+
+
+#: The most tokens a fuzzed request may ask for. The tiny model's weights are random, so it rarely
+#: stops by itself; a limit of millions would generate (shifting the context, as Ollama does)
+#: past the client's timeout, which tests patience, not the server.
+MAX_GENERATED = 64
+
+
+def _bounded(body: dict[str, Any]) -> dict[str, Any]:
+    body = dict(body)
+    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_GENERATED:
+            body[key] = MAX_GENERATED
+    options = body.get("options")
+    if isinstance(options, dict):
+        value = options.get("num_predict")
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_GENERATED:
+            body["options"] = {**options, "num_predict": MAX_GENERATED}
+    return body
