@@ -21,6 +21,7 @@ from typing import Any, Literal
 from ocillm.runner.batch.draft import Drafter
 from ocillm.runner.batch.loop import DecodeLoop, Job
 from ocillm.runner.batch.sampling import Sampler, SamplerError
+from ocillm.runner.errors import EngineError
 from ocillm.runner.llama_loader import ContextOverrides, Repack, open_llama
 from ocillm.runner.protocol import (
     CompletionChunk,
@@ -32,21 +33,13 @@ from ocillm.runner.protocol import (
 )
 from ocillm.runner.rerank import PairTooLong, is_reranker, rank
 from ocillm.runner.stops import StopScanner
-from ocillm.runner.vision import ImageBatch, Vision, VisionError, VisionPrompt, decode_images
+from ocillm.runner.vision import ImageBatch, Vision, VisionPrompt, decode_images
 
 #: What a reranker says when asked for embeddings (llama.cpp pools it to scores, not vectors).
 RERANKER_EMBEDS = (
     "this model is a reranker: it scores documents against a query (/api/rerank), "
     "it gives no embeddings"
 )
-
-
-class EngineError(Exception):
-    """A request the model cannot serve (``status`` is the HTTP status the runner answers)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -197,9 +190,9 @@ class Engine:
                 n_threads=config.n_threads,
                 use_gpu=config.n_gpu_layers != 0,
             )
-        except VisionError as err:
+        except EngineError:
             self._llama.close()
-            raise EngineError(str(err), status=err.status) from None
+            raise
         n_batch = max(min(config.n_batch, config.n_ctx), config.n_slots)
         return ImageBatch(self._llama._ctx.ctx, n_batch, self._vision.n_embd)
 
@@ -291,9 +284,9 @@ class Engine:
             # Not tokenized at all when it cannot fit: a 10 MB text takes seconds.
             # (The vocabulary's longest token costs a pass over it, half a second on Gemma's
             # 262k tokens: asked only of a text too big to simply tokenize.)
-            size = len(req.prompt.encode())
-            if size > 16 * self.n_ctx and size > self.n_ctx * self.longest_token():
-                raise EngineError(too_long.format(f"{size} bytes", self.n_ctx))
+            text = req.prompt.encode()
+            if len(text) > 16 * self.n_ctx and len(text) > self.n_ctx * self.longest_token():
+                raise EngineError(too_long.format(f"{len(text)} bytes", self.n_ctx))
         pictures: VisionPrompt | None = None
         if req.images:
             pictures = self._pictures(req)
@@ -302,7 +295,6 @@ class Engine:
             self.check_tokens(req.tokens)
             tokens = list(req.tokens)
         else:
-            text = (req.prompt or "").encode()
             tokens = list(self._llama.tokenize(text, add_bos=req.add_bos, special=True))
         if len(tokens) >= self.n_ctx:
             raise EngineError(too_long.format(f"{len(tokens)} tokens", self.n_ctx))
@@ -331,11 +323,7 @@ class Engine:
             raise EngineError("this model has no vision projector: it cannot read images")
         if req.prompt is None:
             raise EngineError("images need a prompt with [img-N] tags, not token ids")
-        try:
-            images = decode_images(req.images)
-            prompt = self._vision.prompt(req.prompt, images, add_special=req.add_bos)
-        except VisionError as err:
-            raise EngineError(str(err), status=err.status) from None
+        prompt = self._vision.prompt(req.prompt, decode_images(req.images), add_special=req.add_bos)
         if prompt.images and prompt.images[-1].end == len(prompt.tokens):
             raise EngineError("the prompt ends with an image: the model needs text after it")
         for run in prompt.images:

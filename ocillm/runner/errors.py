@@ -17,3 +17,12 @@ class RunnerError(OcillmError):
 
 class RunnerLoadError(RunnerError):
     """A runner did not come up: the model failed to load, or the load timed out."""
+
+
+class EngineError(Exception):
+    """A request the model in a runner cannot serve (``status`` is the HTTP status the runner
+    answers): raised by the engine and by its vision part alike."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status

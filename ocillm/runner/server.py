@@ -20,7 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ocillm.runner.engine import Engine, EngineError
+from ocillm.runner.engine import Engine
+from ocillm.runner.errors import EngineError
 from ocillm.runner.protocol import (
     CompletionChunk,
     CompletionRequest,

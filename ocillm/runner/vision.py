@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ocillm.runner.errors import EngineError
+
 #: Ollama's image tag in a rendered prompt.
 IMAGE_TAG = re.compile(r"\[img-(\d+)\]")
 #: Encoded images kept for the next request (a chat sends its pictures again every turn).
@@ -41,14 +43,6 @@ _NO_FFMPEG = os.devnull.encode()  # a "directory" that holds no ffprobe on any s
 
 _TEXT_CHUNK = 0  # MTMD_INPUT_CHUNK_TYPE_TEXT
 _IMAGE_CHUNK = 1  # MTMD_INPUT_CHUNK_TYPE_IMAGE
-
-
-class VisionError(Exception):
-    """A request the projector cannot take (``status`` is the HTTP status to answer)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ def decode_images(data: list[str]) -> list[bytes]:
         try:
             out.append(base64.b64decode(text, validate=True))
         except (binascii.Error, ValueError):
-            raise VisionError(f"image {i} is not valid base64") from None
+            raise EngineError(f"image {i} is not valid base64") from None
     return out
 
 
@@ -122,7 +116,7 @@ class Vision:
             str(projector).encode(), llama._model.model, params
         )
         if not self._ctx:
-            raise VisionError(f"cannot load the vision projector {projector.name}", status=500)
+            raise EngineError(f"cannot load the vision projector {projector.name}", status=500)
         self.n_embd = int(llama_cpp.llama_model_n_embd_inp(llama._model.model))
         self.mrope = bool(mtmd_cpp.mtmd_decode_use_mrope(self._ctx))
         self._lock = threading.Lock()
@@ -137,7 +131,7 @@ class Vision:
     def prompt(self, text: str, images: list[bytes], *, add_special: bool) -> VisionPrompt:
         """Tokenize ``text`` with its ``[img-N]`` tags replaced by ``images[N]``."""
         if self.mrope:
-            raise VisionError(
+            raise EngineError(
                 "this model's projector places images with M-RoPE positions (Qwen2-VL style), "
                 "which ocillm's runner does not support yet",
                 status=501,
@@ -145,10 +139,10 @@ class Vision:
         order = [int(n) for n in IMAGE_TAG.findall(text)]
         for n in order:
             if n >= len(images):
-                raise VisionError(f"the prompt names [img-{n}], but {len(images)} images were sent")
+                raise EngineError(f"the prompt names [img-{n}], but {len(images)} images were sent")
         unused = sorted(set(range(len(images))) - set(order))
         if unused:
-            raise VisionError(
+            raise EngineError(
                 f"image {unused[0]} is not placed in the prompt by an [img-{unused[0]}] tag"
             )
         marked = IMAGE_TAG.sub(self._marker.decode(), text).encode()
@@ -166,7 +160,7 @@ class Vision:
             spec = m.mtmd_input_text(text, len(text), add_special, True)
             status = m.mtmd_tokenize(self._ctx, chunks, ctypes.byref(spec), arr, len(bitmaps))
             if status != 0:
-                raise VisionError(f"the prompt and its images could not be tokenized ({status})")
+                raise EngineError(f"the prompt and its images could not be tokenized ({status})")
             tokens: list[int] = []
             runs: list[ImageRun] = []
             digests = iter(hashlib.sha256(p).digest() for p in pictures)
@@ -186,7 +180,7 @@ class Vision:
                     )
                     tokens.extend(placeholders(digest, encoded.n_tokens))
                 else:
-                    raise VisionError("this projector takes audio, which ocillm does not send")
+                    raise EngineError("this projector takes audio, which ocillm does not send")
             return VisionPrompt(tokens=tokens, images=tuple(runs))
         finally:
             m.mtmd_input_chunks_free(chunks)
@@ -204,7 +198,7 @@ class Vision:
             bitmap = m.mtmd_helper_bitmap_init_from_buf(self._ctx, buf, len(data), False, opt)
         if not bitmap:
             kinds = ", ".join(sorted(set(PICTURE_MAGIC.values())))
-            raise VisionError(f"image {n} could not be decoded: it is not a picture ({kinds})")
+            raise EngineError(f"image {n} could not be decoded: it is not a picture ({kinds})")
         return bitmap
 
     def _encode(self, chunk: Any, digest: bytes) -> _Encoded:
@@ -215,7 +209,7 @@ class Vision:
             self._cache.move_to_end(digest)
             return cached
         if m.mtmd_encode_chunk(self._ctx, chunk) != 0:
-            raise VisionError("the projector could not encode the image", status=500)
+            raise EngineError("the projector could not encode the image", status=500)
         size = n_tokens * self.n_embd
         out = (ctypes.c_float * size)()
         ctypes.memmove(out, m.mtmd_get_output_embd(self._ctx), size * ctypes.sizeof(ctypes.c_float))
