@@ -66,7 +66,7 @@ def test_no_request_is_a_server_error_nor_kills_a_runner(server: ServerProcess) 
         def fuzz(case: Any) -> None:
             # pull/push name the local registry: no network
             case.body = pin(case.operation.path, case.body, server.registry)  # type: ignore[attr-defined]
-            case.call_and_validate(base_url=server.url, checks=[not_a_server_error], timeout=30)
+            case.call_and_validate(base_url=server.url, checks=[not_a_server_error], timeout=60)
 
         try:
             fuzz()
