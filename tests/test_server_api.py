@@ -580,9 +580,13 @@ def test_push_and_pull_through_the_api(client: ollama.Client, registry: Any) -> 
 
 def test_thinking_output_is_split_from_the_answer(client: ollama.Client) -> None:
     assert "thinking" in (client.show("tiny-think").capabilities or [])
-    thought = client.chat("tiny-think", [{"role": "user", "content": "q"}], stream=False)
+    # Greedy: sampled, the random model can end or emit only blanks at once.
+    greedy = {"temperature": 0}
+    thought = client.chat(
+        "tiny-think", [{"role": "user", "content": "q"}], stream=False, options=greedy
+    )
     assert thought.message.thinking and thought.message.content == ""  # think defaults to on
-    streamed = list(client.generate("tiny-think", "q", think=True, stream=True))
+    streamed = list(client.generate("tiny-think", "q", think=True, stream=True, options=greedy))
     assert "".join(c.thinking or "" for c in streamed).strip()
-    plain = client.generate("tiny-think", "q", think=False, stream=False)
+    plain = client.generate("tiny-think", "q", think=False, stream=False, options=greedy)
     assert plain.thinking is None and plain.response
