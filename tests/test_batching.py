@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ocillm.runner.batch.loop import PREFILL_WHILE_DECODING
+from ocillm.runner.batch.pacing import PrefillPacer
 from ocillm.runner.batch.text import Utf8Stream
 from ocillm.runner.engine import Engine, EngineConfig
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest, TokenLogprob
@@ -97,18 +97,62 @@ def test_a_long_prompt_is_prefilled_in_chunks_beside_a_running_stream(engine: En
     loop = engine._loop
     long_prompt = " ".join(f"w{i}" for i in range(60))  # a few hundred tokens > n_batch (64)
     assert len(engine.tokenize(long_prompt)) > 2 * loop.n_batch
-    running = engine.complete(_greedy("hello", n=200))
-    next(running)  # the stream is decoding
-    loop.history.clear()
-    late = list(engine.complete(_greedy(long_prompt, n=4)))
-    assert late[-1].done
-    steps = list(loop.history)
-    # While the stream decodes, a step takes a short prompt chunk beside its token.
-    assert max(tokens for tokens, _ in steps) <= PREFILL_WHILE_DECODING + 1
+    seen: list[tuple[int, int]] = []
+
+    class Recording(PrefillPacer):
+        """Chunks of 8, and what the loop reports of each step."""
+
+        def budget(self) -> int:
+            return 8
+
+        def observe(self, decoding: int, prompt_tokens: int, seconds: float) -> None:
+            assert seconds > 0
+            seen.append((decoding, prompt_tokens))
+            super().observe(decoding, prompt_tokens, seconds)
+
+    real, loop.pacer = loop.pacer, Recording(loop.n_batch)
+    try:
+        running = engine.complete(_greedy("hello", n=200))
+        next(running)  # the stream is decoding
+        loop.history.clear()
+        seen.clear()
+        late = list(engine.complete(_greedy(long_prompt, n=4)))
+        assert late[-1].done
+        steps = list(loop.history)
+        running.close()
+    finally:
+        loop.pacer = real
+    # While the stream decodes, a step takes the pacer's chunk beside its token.
+    assert max(tokens for tokens, _ in steps) <= 8 + 1
     # Every step of the prefill also advanced the running stream (two sequences in it).
     prefill = [s for s in steps if s[0] > 2]
     assert len(prefill) >= 2 and all(seqs == 2 for _, seqs in prefill)
-    running.close()
+    # The pacer heard of every prompt token it evaluated, each step with the one stream decoding.
+    evaluated = late[-1].prompt_eval_count - late[-1].prompt_cached
+    assert evaluated > 2 * loop.n_batch
+    assert sum(tokens for _, tokens in seen) == evaluated
+    assert {decoding for decoding, tokens in seen if tokens} == {1}
+    assert loop.pacer is real
+
+
+def test_the_pacer_sizes_a_chunk_from_measured_step_times() -> None:
+    pacer = PrefillPacer(n_batch=512)
+    assert pacer.budget() == 16  # nothing measured yet
+    pacer.observe(decoding=0, prompt_tokens=512, seconds=1.0)  # prefill alone: nobody waited
+    assert pacer.budget() == 16
+    pacer.observe(decoding=3, prompt_tokens=0, seconds=0.030)
+    pacer.observe(decoding=3, prompt_tokens=30, seconds=0.090)  # 2 ms a prompt token
+    # A step with a chunk takes about twice a decode-only step: 15 tokens of 2 ms beside 30 ms.
+    assert pacer.budget() == 15
+    for _ in range(40):  # slower tokens (deep in a long prompt): smaller chunks
+        pacer.observe(decoding=3, prompt_tokens=10, seconds=0.030 + 10 * 0.006)
+    assert pacer.budget() == 5
+    for _ in range(40):  # however slow, the prompt still moves
+        pacer.observe(decoding=3, prompt_tokens=4, seconds=1.0)
+    assert pacer.budget() == 4
+    for _ in range(40):  # nearly free tokens (a GPU): the whole batch
+        pacer.observe(decoding=3, prompt_tokens=512, seconds=0.031)
+    assert pacer.budget() == 512
 
 
 def test_cancelling_frees_the_sequence_within_a_step(engine: Engine) -> None:

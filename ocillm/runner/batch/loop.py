@@ -20,6 +20,7 @@ from typing import Any
 
 from ocillm.runner.batch.draft import Drafter, Proposal
 from ocillm.runner.batch.logprobs import step_logprobs, token_logprob
+from ocillm.runner.batch.pacing import PrefillPacer
 from ocillm.runner.batch.rows import put
 from ocillm.runner.batch.sampling import Sampler
 from ocillm.runner.batch.text import Utf8Stream
@@ -28,11 +29,6 @@ from ocillm.runner.stops import StopScanner
 from ocillm.runner.vision import ImageBatch, ImageRun
 
 log = logging.getLogger(__name__)
-
-
-#: Prompt tokens a step takes while other sequences are generating (a whole ``n_batch`` when
-#: none is): a 1,500-token prompt then costs each running stream a few short steps, not seconds.
-PREFILL_WHILE_DECODING = 32
 
 
 class DecodeError(Exception):
@@ -139,6 +135,7 @@ class DecodeLoop:
         # No more than the context takes in one decode (llama-cpp-python caps it at n_ctx).
         self.n_batch = min(max(n_batch, n_seq), int(llama_cpp.llama_n_batch(self._ctx)))
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self.pacer = PrefillPacer(self.n_batch)
         self._slots = [Slot(seq_id=i) for i in range(n_seq)]
         self._waiting: deque[Job] = deque()
         self._running: list[Job] = []
@@ -232,9 +229,10 @@ class DecodeLoop:
             rows.append((job, indices, proposed))
         budget = self.n_batch - batch.n_tokens
         if decoding:
-            # Running streams wait for the whole step: a smaller prefill chunk keeps their
+            # Running streams wait for the whole step: a measured prefill chunk keeps their
             # inter-token gap near its usual size while a long prompt arrives.
-            budget = min(budget, PREFILL_WHILE_DECODING)
+            budget = min(budget, self.pacer.budget())
+        prompt_tokens = 0
         for job in self._running:
             if budget <= 0:
                 break
@@ -248,12 +246,14 @@ class DecodeLoop:
                 index = self._add(job.prompt[i], i, slot, logits=i == len(job.prompt) - 1)
             slot.tokens.extend(job.prompt[job.evaluated : end])
             budget -= end - job.evaluated
+            prompt_tokens += end - job.evaluated
             job.evaluated = end
             if end == len(job.prompt):
                 rows.append((job, [index], []))
         if batch.n_tokens == 0:
             return
         self.history.append((int(batch.n_tokens), len(self._seqs_in_batch)))
+        started = time.perf_counter()
         status = self._lib.llama_decode(self._ctx, batch)
         if status != 0:
             in_batch = {id(job) for job, _, _ in rows} | {
@@ -269,6 +269,8 @@ class DecodeLoop:
             if job.t_first == 0:
                 job.t_first = now
             self._accept(job, indices, proposed)
+        # Timed up to the sampled tokens: a GPU decode returns before it is done.
+        self.pacer.observe(len(decoding), prompt_tokens, time.perf_counter() - started)
 
     def _decode_image(self) -> None:
         """One picture a step, where a prompt's turn has come to it: its embeddings go in a
