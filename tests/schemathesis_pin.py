@@ -38,12 +38,13 @@ _LOADS = (
 
 
 def pin(path: str, body: Any, registry: str | None = None) -> Any:
-    """The fuzzed ``body`` for ``path`` with its model names pinned (other fields untouched)."""
+    """The fuzzed ``body`` for ``path`` with its model names pinned and its generation limits
+    bounded (other fields untouched)."""
     if not isinstance(body, dict):
         return body
-    body = _bounded(body)
     scratch = f"{registry}/library/{SCRATCH}" if registry else SCRATCH
     body = dict(body)
+    _bound(body)
     if path in _LOADS:
         body["model"] = TINY
         body.pop("name", None)
@@ -73,15 +74,15 @@ def map_body(context: schemathesis.HookContext, body: Any) -> Any:
 MAX_GENERATED = 64
 
 
-def _bounded(body: dict[str, Any]) -> dict[str, Any]:
-    body = dict(body)
+def _too_many(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > MAX_GENERATED
+
+
+def _bound(body: dict[str, Any]) -> None:
+    """Cap ``body``'s generation limits (a copy: its ``options`` are replaced, not changed)."""
     for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
-        value = body.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_GENERATED:
+        if _too_many(body.get(key)):
             body[key] = MAX_GENERATED
     options = body.get("options")
-    if isinstance(options, dict):
-        value = options.get("num_predict")
-        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_GENERATED:
-            body["options"] = {**options, "num_predict": MAX_GENERATED}
-    return body
+    if isinstance(options, dict) and _too_many(options.get("num_predict")):
+        body["options"] = {**options, "num_predict": MAX_GENERATED}
