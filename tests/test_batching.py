@@ -245,13 +245,16 @@ GEMMA_PROMPTS = [
 # not a leak; but 0.059 is above the bar, so the set keeps to prompts that test the bar.
 
 
-#: How far llama.cpp's kernels move a token's log probability when the batch around it changes
+#: How far llama.cpp's kernels move a token's log probabilities when the batch around it changes
 #: shape (one row or four, the sequence's cells alone or spread over the unified pool), measured
-#: on identical tokens: up to 0.10 nats on a 2-core AVX-512 Xeon, 0.35 on a 2-core AVX2 EPYC
-#: (where a split pool, or flash attention off, gives 0.13 to 0.18). So a greedy flip needs a
-#: near-tie of about that size: on the EPYC, flips were measured at gaps of 0.22 and 0.31. A
-#: sequence that reads another's cells moves its numbers by far more; the exact check is below.
-KERNEL_DRIFT = 0.5
+#: on identical tokens. One token's log probability moves by up to 0.10 nats on a 2-core AVX-512
+#: Xeon and 0.31 on a 2-core AVX2 EPYC; the gap between a step's two best tokens, which is what
+#: a greedy flip needs, by up to 0.68 on that EPYC (8 prompts x 32 tokens, repacked weights or
+#: not), and CI's machine flipped a token whose gap was 0.81. The bar is set above that noise.
+#: It is no leak detector: another prompt's tokens in view move the first token by 0.03 to 1.1
+#: nats. The leak test is the exact one at the end: what the other sequences hold changes
+#: nothing, bit for bit.
+KERNEL_DRIFT = 1.5
 
 
 def _first_difference(a: list[int], b: list[int]) -> int | None:
