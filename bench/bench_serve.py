@@ -447,6 +447,8 @@ def long_prompt(model: Path, n_tokens: int, nonce: str) -> str:
 class Stall:
     median_gap: float  # seconds, the running streams' gaps before the long prompt was sent
     worst_gap: float  # seconds, the worst gap overlapping its evaluation
+    p95_gap: float  # seconds, the 95th percentile of the gaps overlapping its evaluation
+    worst_before: float  # seconds, the worst gap before it: jitter with no prompt arriving
     eval_time: float  # long prompt sent -> its first token
     prompt_tokens: int
     gaps_during: int
@@ -507,6 +509,8 @@ def stall(server: Server, prompt: str, baseline: float = 3.0) -> Stall:
     return Stall(
         median_gap=median(before),
         worst_gap=max(during) if during else float("nan"),
+        p95_gap=percentile(during, 0.95) if during else float("nan"),
+        worst_before=max(before),
         eval_time=evaluated - sent,
         prompt_tokens=big.prompt_tokens,
         gaps_during=len(during),
@@ -699,8 +703,10 @@ def main() -> int:
         st = stalls[n]
         print(
             f"  {n:14} median gap {st.median_gap * 1000:6.1f} ms, worst {st.worst_gap * 1000:7.1f} "
-            f"ms ({st.worst_gap / st.median_gap:5.1f}x; goal <= 3x), prompt {st.prompt_tokens} "
-            f"tokens evaluated in {st.eval_time * 1000:.0f} ms, {st.gaps_during} gaps during it"
+            f"ms ({st.worst_gap / st.median_gap:5.1f}x; goal <= 3x), p95 "
+            f"{st.p95_gap / st.median_gap:.1f}x, prompt {st.prompt_tokens} tokens evaluated in "
+            f"{st.eval_time * 1000:.0f} ms, {st.gaps_during} gaps during it; decoding alone "
+            f"before it: worst {st.worst_before / st.median_gap:.1f}x (jitter with no prompt)"
         )
 
     mine4 = median(levels["ocillm"][PARALLEL].aggregate)
@@ -717,6 +723,12 @@ def main() -> int:
         f"  ocillm {PARALLEL} clients / 1 client aggregate: {mine4:.1f} / {mine1:.1f} = "
         f"{mine4 / mine1:.2f}x (goal >= 2x)"
     )
+    if anchor is not None:
+        theirs1 = median(levels["llama-server"][1].aggregate)
+        print(
+            f"  llama-server {PARALLEL} clients / 1 client, for scale (what batching gives on this "
+            f"machine): {theirs4:.1f} / {theirs1:.1f} = {theirs4 / theirs1:.2f}x"
+        )
     print(
         f"  ocillm 1 client (OCILLM_NUM_PARALLEL={PARALLEL}) / in-process tokens/s after the 1st "
         f"token: {one_rate:.1f} / {d_rate:.1f} = {one_rate / d_rate:.3f}x (goal >= 0.95x)"
