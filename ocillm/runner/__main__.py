@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from ocillm.gc_pauses import freeze_startup_objects
 from ocillm.runner.engine import FLASH_ATTENTION_CHOICES, KV_CACHE_TYPES, Engine, EngineConfig
 from ocillm.runner.llama_loader import REPACK_CHOICES
 from ocillm.runner.protocol import READY_PREFIX
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         print(f"error: loading {args.model}: {err}", file=sys.stderr, flush=True)
         return 1
+    freeze_startup_objects()  # the loaded model lives as long as this process
     server: socketserver.BaseServer
     if args.socket:
         server = serve_unix(engine, args.socket)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ocillm import __version__
 from ocillm.config import Settings
 from ocillm.errors import OcillmError
+from ocillm.gc_pauses import freeze_startup_objects
 from ocillm.gpu import Discovery, SystemDiscovery
 from ocillm.scheduler import ProcessRunnerFactory, RunnerFactory, Scheduler
 from ocillm.server import openapi
@@ -62,6 +63,7 @@ def create_app(
             default_num_ctx=default_context_length(cfg, disc),
             metrics=metrics,
         )
+        freeze_startup_objects()  # imports and app: short full collections while streaming
         try:
             yield
         finally:
