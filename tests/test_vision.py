@@ -19,7 +19,7 @@ import openai
 import pytest
 from server_fixtures import ServerProcess, build_model
 from tiny_mmproj import IMAGE_TOKENS
-from vision_support import png
+from vision_support import png, webp
 
 from ocillm.runner.engine import Engine, EngineConfig, EngineError
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest
@@ -71,6 +71,18 @@ def test_the_picture_is_evaluated_and_decides_the_output(engine: Engine) -> None
     assert _run(engine, _ask(prompt, [RED]))[0] == red
 
 
+def test_a_webp_picture_reads_as_the_same_pixels_in_png(engine: Engine) -> None:
+    """llama.cpp reads no WebP; the runner decodes it (Pillow) into the pixels a PNG gives."""
+    prompt = "look [img-0] what is it"
+    red, red_done = _run(engine, _ask(prompt, [RED]))
+    as_webp, webp_done = _run(engine, _ask(prompt, [webp(seed=1)]))
+    assert webp(seed=1)[:4] == b"RIFF" and webp(seed=1) != RED
+    assert webp_done.prompt_eval_count == red_done.prompt_eval_count
+    assert webp_done.prompt_cached < IMAGE_TOKENS  # other bytes: encoded anew, not the PNG's
+    assert as_webp == red
+    assert _run(engine, _ask(prompt, [webp(seed=2)]))[0] != red
+
+
 def test_the_same_picture_is_found_in_the_cache_and_a_new_one_is_not(engine: Engine) -> None:
     first = "a chat [img-0] about a picture"
     _run(engine, _ask(first, [RED]))
@@ -107,6 +119,8 @@ def test_a_picture_beside_other_sequences_gives_what_it_gives_alone(engine: Engi
     [
         ("see [img-0] here", [b"this is not a picture"], "image 0 could not be decoded"),
         ("see [img-0] here", [RED[:60]], "image 0 could not be decoded"),  # a cut-off PNG
+        ("see [img-0] here", [webp()[:40]], "image 0 could not be decoded: WebP"),  # cut off
+        ("see [img-0] here", [b"RIFF\x10\0\0\0WEBPVP8 junk"], "image 0 could not be decoded"),
         ("see [img-1] here", [RED], "the prompt names [img-1], but 1 images were sent"),
         ("see [img-0] here", [RED, BLUE], "image 1 is not placed in the prompt"),
         ("see [img-0]", [RED], "the prompt ends with an image"),
@@ -208,7 +222,7 @@ def test_the_rendered_prompt_tags_the_picture(server: ServerProcess) -> None:
 def test_openai_image_url_parts_are_read(server: ServerProcess) -> None:
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused")
 
-    def ask(picture: bytes) -> openai.types.chat.ChatCompletion:
+    def ask(picture: bytes, kind: str = "png") -> openai.types.chat.ChatCompletion:
         return client.chat.completions.create(
             model="seer",
             messages=[
@@ -218,7 +232,7 @@ def test_openai_image_url_parts_are_read(server: ServerProcess) -> None:
                         {"type": "text", "text": "describe it"},
                         {
                             "type": "image_url",
-                            "image_url": {"url": f"data:image/png;base64,{_b64(picture)}"},
+                            "image_url": {"url": f"data:image/{kind};base64,{_b64(picture)}"},
                         },
                     ],
                 }
@@ -231,6 +245,8 @@ def test_openai_image_url_parts_are_read(server: ServerProcess) -> None:
     red, blue = ask(RED), ask(BLUE)
     assert red.usage is not None and red.usage.prompt_tokens > IMAGE_TOKENS
     assert red.choices[0].message.content != blue.choices[0].message.content
+    # The same pixels as WebP, the kind llama.cpp cannot read itself: the same answer.
+    assert ask(webp(seed=1), "webp").choices[0].message.content == red.choices[0].message.content
 
 
 def test_bad_pictures_are_400s_and_the_runner_lives_on(server: ServerProcess) -> None:

@@ -1,8 +1,10 @@
 """Pictures for the vision tests: small PNGs of seeded random pixels, written without an imaging
-library (the format is a signature, a header chunk, zlib-compressed rows and an end chunk)."""
+library (the format is a signature, a header chunk, zlib-compressed rows and an end chunk), and
+the same pixels as lossless WebP (written by Pillow)."""
 
 from __future__ import annotations
 
+import io
 import random
 import struct
 import zlib
@@ -13,12 +15,14 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
+def _rows(width: int, height: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [bytes(rng.randrange(256) for _ in range(width * 3)) for _ in range(height)]
+
+
 def png(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
     """An RGB PNG of random pixels: each seed a different picture."""
-    rng = random.Random(seed)
-    rows = b"".join(
-        b"\x00" + bytes(rng.randrange(256) for _ in range(width * 3)) for _ in range(height)
-    )
+    rows = b"".join(b"\x00" + row for row in _rows(width, height, seed))
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -26,3 +30,13 @@ def png(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
         + _chunk(b"IDAT", zlib.compress(rows))
         + _chunk(b"IEND", b"")
     )
+
+
+def webp(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
+    """The picture ``png`` makes from the same arguments, pixel for pixel, as lossless WebP."""
+    from PIL import Image
+
+    pixels = b"".join(_rows(width, height, seed))
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), pixels).save(out, "WEBP", lossless=True)
+    return out.getvalue()

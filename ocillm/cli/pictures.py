@@ -7,8 +7,8 @@ import base64
 import sys
 from pathlib import Path
 
-#: The file names taken as pictures (what the runner decodes; Ollama also takes .webp).
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp")
+#: The file names taken as pictures (what the runner decodes).
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 
 
 def take_pictures(text: str) -> tuple[str, list[str]]:

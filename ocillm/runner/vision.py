@@ -13,6 +13,7 @@ import base64
 import binascii
 import ctypes
 import hashlib
+import io
 import os
 import re
 import secrets
@@ -38,6 +39,8 @@ PICTURE_MAGIC = {
     b"GIF89a": "GIF",
     b"BM": "BMP",
 }
+#: Kinds decoded here, not by llama.cpp's stb_image (which reads no WebP; Ollama reads it).
+DECODED_HERE = ("WebP",)
 
 _NO_FFMPEG = os.devnull.encode()  # a "directory" that holds no ffprobe on any system
 
@@ -190,16 +193,24 @@ class Vision:
     def _bitmap(self, data: bytes, n: int) -> Any:
         m = self._mtmd
         bitmap = None
-        if any(data.startswith(magic) for magic in PICTURE_MAGIC):
+        if is_webp(data):
+            bitmap = self._bitmap_from_webp(data, n)
+        elif any(data.startswith(magic) for magic in PICTURE_MAGIC):
             buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
             # A picture stb_image cannot read falls through to video: give it no ffmpeg to run.
             opt = m.mtmd_helper_init_opt_default()
             opt.video_params.ffmpeg_bin_dir = _NO_FFMPEG
             bitmap = m.mtmd_helper_bitmap_init_from_buf(self._ctx, buf, len(data), False, opt)
         if not bitmap:
-            kinds = ", ".join(sorted(set(PICTURE_MAGIC.values())))
+            kinds = ", ".join(sorted({*PICTURE_MAGIC.values(), *DECODED_HERE}))
             raise EngineError(f"image {n} could not be decoded: it is not a picture ({kinds})")
         return bitmap
+
+    def _bitmap_from_webp(self, data: bytes, n: int) -> Any:
+        """A WebP picture's first frame as RGB pixels, decoded by Pillow (its libwebp)."""
+        rgb, width, height = decode_webp(data, n)
+        pixels = (ctypes.c_uint8 * len(rgb)).from_buffer_copy(rgb)
+        return self._mtmd.mtmd_bitmap_init(width, height, pixels)
 
     def _encode(self, chunk: Any, digest: bytes) -> _Encoded:
         m = self._mtmd
@@ -259,3 +270,21 @@ class ImageBatch:
 
     def close(self) -> None:
         self._lib.llama_batch_free(self._batch)
+
+
+def is_webp(data: bytes) -> bool:
+    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+
+
+def decode_webp(data: bytes, n: int) -> tuple[bytes, int, int]:
+    """RGB bytes, width and height of a WebP picture (its first frame, alpha dropped, as
+    stb_image gives llama.cpp the other kinds). Pillow refuses pictures of more than about
+    179 million pixels (its decompression-bomb limit) before decoding them."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data), formats=["WEBP"]) as picture:
+            rgb = picture.convert("RGB")
+            return rgb.tobytes(), rgb.width, rgb.height
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise EngineError(f"image {n} could not be decoded: WebP: {err}") from err
