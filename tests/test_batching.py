@@ -97,18 +97,20 @@ def test_a_long_prompt_is_prefilled_in_chunks_beside_a_running_stream(engine: En
     loop = engine._loop
     long_prompt = " ".join(f"w{i}" for i in range(60))  # a few hundred tokens > n_batch (64)
     assert len(engine.tokenize(long_prompt)) > 2 * loop.n_batch
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[int, int, int]] = []
+    asked: list[int] = []
 
     class Recording(PrefillPacer):
         """Chunks of 8, and what the loop reports of each step."""
 
-        def budget(self) -> int:
+        def budget(self, outputs: int) -> int:
+            asked.append(outputs)
             return 8
 
-        def observe(self, decoding: int, prompt_tokens: int, seconds: float) -> None:
+        def observe(self, decoding: int, outputs: int, prompt_tokens: int, seconds: float) -> None:
             assert seconds > 0
-            seen.append((decoding, prompt_tokens))
-            super().observe(decoding, prompt_tokens, seconds)
+            seen.append((decoding, outputs, prompt_tokens))
+            super().observe(decoding, outputs, prompt_tokens, seconds)
 
     real, loop.pacer = loop.pacer, Recording(loop.n_batch)
     try:
@@ -127,32 +129,54 @@ def test_a_long_prompt_is_prefilled_in_chunks_beside_a_running_stream(engine: En
     # Every step of the prefill also advanced the running stream (two sequences in it).
     prefill = [s for s in steps if s[0] > 2]
     assert len(prefill) >= 2 and all(seqs == 2 for _, seqs in prefill)
-    # The pacer heard of every prompt token it evaluated, each step with the one stream decoding.
+    # The pacer heard of every prompt token it evaluated, each step with the one stream decoding;
+    # the prompt's last token, which wants logits, counted as a row like the stream's.
     evaluated = late[-1].prompt_eval_count - late[-1].prompt_cached
     assert evaluated > 2 * loop.n_batch
-    assert sum(tokens for _, tokens in seen) == evaluated
-    assert {decoding for decoding, tokens in seen if tokens} == {1}
+    assert sum(tokens for *_, tokens in seen) + 1 == evaluated
+    assert {decoding for decoding, _, tokens in seen if tokens} == {1}
+    assert [(d, o) for d, o, _ in seen].count((1, 2)) == 1  # the step that ended the prompt
+    # Each chunk was sized for a step beside the one stream's row (2 rows: both decoding, after).
+    assert asked.count(1) >= sum(1 for _, _, tokens in seen if tokens) and set(asked) == {1, 2}
     assert loop.pacer is real
 
 
 def test_the_pacer_sizes_a_chunk_from_measured_step_times() -> None:
     pacer = PrefillPacer(n_batch=512)
-    assert pacer.budget() == 16  # nothing measured yet
-    pacer.observe(decoding=0, prompt_tokens=512, seconds=1.0)  # prefill alone: nobody waited
-    assert pacer.budget() == 16
-    pacer.observe(decoding=3, prompt_tokens=0, seconds=0.030)
-    pacer.observe(decoding=3, prompt_tokens=30, seconds=0.090)  # 2 ms a prompt token
+    assert pacer.budget(3) == 16  # nothing measured yet
+    pacer.observe(decoding=0, outputs=1, prompt_tokens=511, seconds=1.0)  # prefill alone
+    assert pacer.budget(3) == 16  # nobody waited: not measured
+    pacer.observe(decoding=3, outputs=3, prompt_tokens=0, seconds=0.030)
+    pacer.observe(decoding=3, outputs=3, prompt_tokens=30, seconds=0.090)  # 2 ms a prompt token
     # A step with a chunk takes about twice a decode-only step: 15 tokens of 2 ms beside 30 ms.
-    assert pacer.budget() == 15
+    assert pacer.budget(3) == 15
+    assert pacer.budget(1) == 16  # no decode-only step of one row measured yet
+    # A step is compared with a decode-only one of as many rows with logits: a prompt ending
+    # beside one stream (2 rows) is not read as prompt tokens almost free beside 3 rows.
+    pacer.observe(decoding=1, outputs=2, prompt_tokens=10, seconds=0.040)
+    assert pacer.token_s == 0.002  # not measured: no decode-only step of 2 rows yet
+    pacer.observe(decoding=2, outputs=2, prompt_tokens=0, seconds=0.020)
+    pacer.observe(decoding=1, outputs=2, prompt_tokens=10, seconds=0.040)  # 2 ms a token again
+    assert pacer.budget(2) == 10 and pacer.budget(3) == 15
     for _ in range(40):  # slower tokens (deep in a long prompt): smaller chunks
-        pacer.observe(decoding=3, prompt_tokens=10, seconds=0.030 + 10 * 0.006)
-    assert pacer.budget() == 5
+        pacer.observe(decoding=3, outputs=3, prompt_tokens=10, seconds=0.030 + 10 * 0.006)
+    assert pacer.budget(3) == 5
     for _ in range(40):  # however slow, the prompt still moves
-        pacer.observe(decoding=3, prompt_tokens=4, seconds=1.0)
-    assert pacer.budget() == 4
+        pacer.observe(decoding=3, outputs=3, prompt_tokens=4, seconds=1.0)
+    assert pacer.budget(3) == 4
     for _ in range(40):  # nearly free tokens (a GPU): the whole batch
-        pacer.observe(decoding=3, prompt_tokens=512, seconds=0.031)
-    assert pacer.budget() == 512
+        pacer.observe(decoding=3, outputs=3, prompt_tokens=512, seconds=0.031)
+    assert pacer.budget(3) == 512
+
+
+def test_a_chunk_at_most_doubles_from_one_measured_step_to_the_next() -> None:
+    pacer = PrefillPacer(n_batch=512)
+    pacer.observe(decoding=3, outputs=3, prompt_tokens=0, seconds=0.100)
+    # A first chunk that looked nearly free (the decode-only step it is compared with was slow).
+    pacer.observe(decoding=3, outputs=3, prompt_tokens=16, seconds=0.101)
+    assert pacer.budget(3) == 32
+    pacer.observe(decoding=3, outputs=3, prompt_tokens=32, seconds=0.102)
+    assert pacer.budget(3) == 64
 
 
 def test_cancelling_frees_the_sequence_within_a_step(engine: Engine) -> None:

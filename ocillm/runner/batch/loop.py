@@ -228,10 +228,11 @@ class DecodeLoop:
             job.drafted += len(proposed)
             rows.append((job, indices, proposed))
         budget = self.n_batch - batch.n_tokens
+        outputs = int(batch.n_tokens)  # rows with logits: every decoding row so far
         if decoding:
             # Running streams wait for the whole step: a measured prefill chunk keeps their
             # inter-token gap near its usual size while a long prompt arrives.
-            budget = min(budget, self.pacer.budget())
+            budget = min(budget, self.pacer.budget(outputs))
         prompt_tokens = 0
         for job in self._running:
             if budget <= 0:
@@ -250,6 +251,8 @@ class DecodeLoop:
             job.evaluated = end
             if end == len(job.prompt):
                 rows.append((job, [index], []))
+                outputs += 1  # the prompt's last token wants logits: a row like a decoding one
+                prompt_tokens -= 1
         if batch.n_tokens == 0:
             return
         self.history.append((int(batch.n_tokens), len(self._seqs_in_batch)))
@@ -270,7 +273,8 @@ class DecodeLoop:
                 job.t_first = now
             self._accept(job, indices, proposed)
         # Timed up to the sampled tokens: a GPU decode returns before it is done.
-        self.pacer.observe(len(decoding), prompt_tokens, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.pacer.observe(len(decoding), outputs, prompt_tokens, seconds)
 
     def _decode_image(self) -> None:
         """One picture a step, where a prompt's turn has come to it: its embeddings go in a
