@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ocillm.runner.batch.pacing import PrefillPacer
+from ocillm.runner.batch.pacing import GAP_RATIO, PrefillPacer
 from ocillm.runner.batch.text import Utf8Stream
 from ocillm.runner.engine import Engine, EngineConfig
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest, TokenLogprob
@@ -142,30 +142,31 @@ def test_a_long_prompt_is_prefilled_in_chunks_beside_a_running_stream(engine: En
 
 
 def test_the_pacer_sizes_a_chunk_from_measured_step_times() -> None:
+    assert GAP_RATIO == 1.75  # the figures below: a chunk may add 0.75 of a decode-only step
     pacer = PrefillPacer(n_batch=512)
     assert pacer.budget(3) == 16  # nothing measured yet
     pacer.observe(decoding=0, outputs=1, prompt_tokens=511, seconds=1.0)  # prefill alone
     assert pacer.budget(3) == 16  # nobody waited: not measured
-    pacer.observe(decoding=3, outputs=3, prompt_tokens=0, seconds=0.030)
-    pacer.observe(decoding=3, outputs=3, prompt_tokens=30, seconds=0.090)  # 2 ms a prompt token
-    # A step with a chunk takes about twice a decode-only step: 15 tokens of 2 ms beside 30 ms.
+    pacer.observe(decoding=3, outputs=3, prompt_tokens=0, seconds=0.040)
+    pacer.observe(decoding=3, outputs=3, prompt_tokens=20, seconds=0.080)  # 2 ms a prompt token
+    # A step with a chunk takes about 1.75 times a decode-only step: 15 tokens of 2 ms beside 40.
     assert pacer.budget(3) == 15
     assert pacer.budget(1) == 16  # no decode-only step of one row measured yet
     # A step is compared with a decode-only one of as many rows with logits: a prompt ending
     # beside one stream (2 rows) is not read as prompt tokens almost free beside 3 rows.
-    pacer.observe(decoding=1, outputs=2, prompt_tokens=10, seconds=0.040)
+    pacer.observe(decoding=1, outputs=2, prompt_tokens=10, seconds=0.048)
     assert pacer.token_s == 0.002  # not measured: no decode-only step of 2 rows yet
-    pacer.observe(decoding=2, outputs=2, prompt_tokens=0, seconds=0.020)
-    pacer.observe(decoding=1, outputs=2, prompt_tokens=10, seconds=0.040)  # 2 ms a token again
+    pacer.observe(decoding=2, outputs=2, prompt_tokens=0, seconds=0.028)
+    pacer.observe(decoding=1, outputs=2, prompt_tokens=10, seconds=0.048)  # 2 ms a token again
     assert pacer.budget(2) == 10 and pacer.budget(3) == 15
     for _ in range(40):  # slower tokens (deep in a long prompt): smaller chunks
-        pacer.observe(decoding=3, outputs=3, prompt_tokens=10, seconds=0.030 + 10 * 0.006)
-    assert pacer.budget(3) == 5
+        pacer.observe(decoding=3, outputs=3, prompt_tokens=10, seconds=0.040 + 10 * 0.005)
+    assert pacer.budget(3) == 6
     for _ in range(40):  # however slow, the prompt still moves
         pacer.observe(decoding=3, outputs=3, prompt_tokens=4, seconds=1.0)
     assert pacer.budget(3) == 4
     for _ in range(40):  # nearly free tokens (a GPU): the whole batch
-        pacer.observe(decoding=3, outputs=3, prompt_tokens=512, seconds=0.031)
+        pacer.observe(decoding=3, outputs=3, prompt_tokens=512, seconds=0.041)
     assert pacer.budget(3) == 512
 
 
