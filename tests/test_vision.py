@@ -25,6 +25,7 @@ from ocillm.runner.engine import Engine, EngineConfig, EngineError
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest
 
 RED, BLUE = png(seed=1), png(seed=2)
+RED_WEBP = webp(seed=1)  # RED's pixels
 GREEDY = {"temperature": 0, "seed": 0, "num_predict": 12}
 
 
@@ -75,8 +76,8 @@ def test_a_webp_picture_reads_as_the_same_pixels_in_png(engine: Engine) -> None:
     """llama.cpp reads no WebP; the runner decodes it (Pillow) into the pixels a PNG gives."""
     prompt = "look [img-0] what is it"
     red, red_done = _run(engine, _ask(prompt, [RED]))
-    as_webp, webp_done = _run(engine, _ask(prompt, [webp(seed=1)]))
-    assert webp(seed=1)[:4] == b"RIFF" and webp(seed=1) != RED
+    as_webp, webp_done = _run(engine, _ask(prompt, [RED_WEBP]))
+    assert RED_WEBP[:4] == b"RIFF" and RED_WEBP != RED
     assert webp_done.prompt_eval_count == red_done.prompt_eval_count
     assert webp_done.prompt_cached < IMAGE_TOKENS  # other bytes: encoded anew, not the PNG's
     assert as_webp == red
@@ -246,7 +247,7 @@ def test_openai_image_url_parts_are_read(server: ServerProcess) -> None:
     assert red.usage is not None and red.usage.prompt_tokens > IMAGE_TOKENS
     assert red.choices[0].message.content != blue.choices[0].message.content
     # The same pixels as WebP, the kind llama.cpp cannot read itself: the same answer.
-    assert ask(webp(seed=1), "webp").choices[0].message.content == red.choices[0].message.content
+    assert ask(RED_WEBP, "webp").choices[0].message.content == red.choices[0].message.content
 
 
 def test_bad_pictures_are_400s_and_the_runner_lives_on(server: ServerProcess) -> None:
