@@ -17,10 +17,14 @@ from __future__ import annotations
 import argparse
 import string
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import gguf
 import numpy as np
+import numpy.typing as npt
 
 #: A small ChatML-style Jinja chat template (the shape many GGUF models ship).
 DEFAULT_CHAT_TEMPLATE = (
@@ -103,6 +107,139 @@ def build_vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
+@contextmanager
+def gguf_writer(path: Path, arch: str) -> Iterator[gguf.GGUFWriter]:
+    """A writer for the ``with`` block to add keys and tensors to: it writes the file when the
+    block ends without an error, and closes it either way."""
+    writer = gguf.GGUFWriter(path, arch)
+    try:
+        yield writer
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+    finally:
+        writer.close()
+
+
+@dataclass(frozen=True)
+class DecoderHParams:
+    """A llama-style decoder's hyperparameters, for the ``add_decoder_*`` helpers; checked here
+    for what llama.cpp can load, before anything is written."""
+
+    context_length: int
+    n_vocab: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    n_ff: int
+    rope_freq_base: float = 10000.0
+    rms_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError("n_embd must be a multiple of n_head")
+        if self.n_head % self.n_head_kv:
+            raise ValueError("n_head must be a multiple of n_head_kv")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+def add_decoder_header(
+    writer: gguf.GGUFWriter,
+    hp: DecoderHParams,
+    *,
+    name: str,
+    file_type: gguf.LlamaFileType,
+    rope_sections: Sequence[int] | None = None,
+) -> None:
+    """The general and hyperparameter keys of a llama-style decoder, in the order the fixtures'
+    bytes depend on; ``rope_sections`` adds M-RoPE's ``rope.dimension_sections`` (Qwen2-VL)."""
+    writer.add_name(name)
+    writer.add_type("model")
+    writer.add_file_type(int(file_type))
+    writer.add_context_length(hp.context_length)
+    writer.add_embedding_length(hp.n_embd)
+    writer.add_block_count(hp.n_layer)
+    writer.add_feed_forward_length(hp.n_ff)
+    writer.add_head_count(hp.n_head)
+    writer.add_head_count_kv(hp.n_head_kv)
+    writer.add_rope_dimension_count(hp.head_dim)
+    if rope_sections is not None:
+        writer.add_rope_dimension_sections(list(rope_sections))
+    writer.add_rope_freq_base(hp.rope_freq_base)
+    writer.add_layer_norm_rms_eps(hp.rms_eps)
+    writer.add_vocab_size(hp.n_vocab)
+
+
+def add_spm_tokenizer(
+    writer: gguf.GGUFWriter,
+    tokens: list[str],
+    scores: list[float],
+    types: list[int],
+    chat_template: str | None,
+) -> None:
+    """The SentencePiece tokenizer keys (a :func:`build_vocab` vocabulary, possibly extended) and
+    the quantization version that closes the key block, as llama.cpp's converters write them."""
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_unk_token_id(UNK_ID)
+    writer.add_bos_token_id(BOS_ID)
+    writer.add_eos_token_id(EOS_ID)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+
+
+def add_decoder_tensors(
+    writer: gguf.GGUFWriter,
+    rng: np.random.Generator,
+    hp: DecoderHParams,
+    *,
+    dtype: npt.DTypeLike,
+    qkv_bias: bool = False,
+) -> None:
+    """Random tensors of a llama-style decoder (GQA attention, SwiGLU MLP, untied output), drawn
+    from ``rng`` in a fixed order so a seed always gives the same bytes. ``dtype`` is the 2-D
+    matrices' (norms and biases stay F32); ``qkv_bias`` adds Qwen2's q/k/v biases."""
+
+    def matrix(rows: int, cols: int) -> np.ndarray:
+        # numpy shape (rows, cols) is GGUF shape [cols, rows]: cols is the contiguous dimension.
+        return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.05).astype(dtype)
+
+    def bias(n: int) -> np.ndarray:
+        return rng.standard_normal(n, dtype=np.float32) * 0.05
+
+    def norm(n: int) -> np.ndarray:
+        return np.ones(n, dtype=np.float32)
+
+    names = gguf.TENSOR_NAMES
+    t = gguf.MODEL_TENSOR
+    n_embd, n_ff = hp.n_embd, hp.n_ff
+    kv_dim = hp.head_dim * hp.n_head_kv
+    writer.add_tensor(names[t.TOKEN_EMBD] + ".weight", matrix(hp.n_vocab, n_embd))
+    for i in range(hp.n_layer):
+        writer.add_tensor(names[t.ATTN_NORM].format(bid=i) + ".weight", norm(n_embd))
+        for part, rows in ((t.ATTN_Q, n_embd), (t.ATTN_K, kv_dim), (t.ATTN_V, kv_dim)):
+            writer.add_tensor(names[part].format(bid=i) + ".weight", matrix(rows, n_embd))
+            if qkv_bias:
+                writer.add_tensor(names[part].format(bid=i) + ".bias", bias(rows))
+        writer.add_tensor(names[t.ATTN_OUT].format(bid=i) + ".weight", matrix(n_embd, n_embd))
+        writer.add_tensor(names[t.FFN_NORM].format(bid=i) + ".weight", norm(n_embd))
+        writer.add_tensor(names[t.FFN_GATE].format(bid=i) + ".weight", matrix(n_ff, n_embd))
+        writer.add_tensor(names[t.FFN_UP].format(bid=i) + ".weight", matrix(n_ff, n_embd))
+        writer.add_tensor(names[t.FFN_DOWN].format(bid=i) + ".weight", matrix(n_embd, n_ff))
+    writer.add_tensor(names[t.OUTPUT_NORM] + ".weight", norm(n_embd))
+    writer.add_tensor(names[t.OUTPUT] + ".weight", matrix(hp.n_vocab, n_embd))
+
+
 def write_tiny_gguf(
     path: Path | str,
     *,
@@ -131,81 +268,21 @@ def write_tiny_gguf(
     """
     if file_type not in FILE_TYPES:
         raise ValueError(f"file_type must be one of {sorted(FILE_TYPES)}, not {file_type!r}")
-    if n_embd % n_head:
-        raise ValueError("n_embd must be a multiple of n_head")
-    if n_head % n_head_kv:
-        raise ValueError("n_head must be a multiple of n_head_kv")
+    hp = DecoderHParams(context_length, n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff)
     ftype, dtype = FILE_TYPES[file_type]
-    head_dim = n_embd // n_head
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
     tokens, scores, types = build_vocab(n_vocab)
     rng = np.random.default_rng(seed)
 
-    def matrix(rows: int, cols: int) -> np.ndarray:
-        # numpy shape (rows, cols) is GGUF shape [cols, rows]: cols is the contiguous dimension.
-        return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.05).astype(dtype)
-
-    def norm(n: int) -> np.ndarray:
-        return np.ones(n, dtype=np.float32)
-
-    arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA]
-    writer = gguf.GGUFWriter(path, arch)
-    try:
-        writer.add_name(name)
-        writer.add_type("model")
-        writer.add_file_type(int(ftype))
-        writer.add_context_length(context_length)
-        writer.add_embedding_length(n_embd)
-        writer.add_block_count(n_layer)
-        writer.add_feed_forward_length(n_ff)
-        writer.add_head_count(n_head)
-        writer.add_head_count_kv(n_head_kv)
-        writer.add_rope_dimension_count(head_dim)
-        writer.add_rope_freq_base(10000.0)
-        writer.add_layer_norm_rms_eps(1e-5)
-        writer.add_vocab_size(n_vocab)
+    with gguf_writer(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA]) as writer:
+        add_decoder_header(writer, hp, name=name, file_type=ftype)
         if embedding:
             writer.add_pooling_type(gguf.PoolingType.MEAN)
             writer.add_causal_attention(False)
-
-        writer.add_tokenizer_model("llama")
-        writer.add_tokenizer_pre("default")
-        writer.add_token_list(tokens)
-        writer.add_token_scores(scores)
-        writer.add_token_types(types)
-        writer.add_unk_token_id(UNK_ID)
-        writer.add_bos_token_id(BOS_ID)
-        writer.add_eos_token_id(EOS_ID)
-        writer.add_add_bos_token(True)
-        writer.add_add_eos_token(False)
-        if chat_template is not None:
-            writer.add_chat_template(chat_template)
-        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-
-        names = gguf.TENSOR_NAMES
-        t = gguf.MODEL_TENSOR
-        writer.add_tensor(names[t.TOKEN_EMBD] + ".weight", matrix(n_vocab, n_embd))
-        for i in range(n_layer):
-            writer.add_tensor(names[t.ATTN_NORM].format(bid=i) + ".weight", norm(n_embd))
-            writer.add_tensor(names[t.ATTN_Q].format(bid=i) + ".weight", matrix(n_embd, n_embd))
-            kv_dim = head_dim * n_head_kv
-            writer.add_tensor(names[t.ATTN_K].format(bid=i) + ".weight", matrix(kv_dim, n_embd))
-            writer.add_tensor(names[t.ATTN_V].format(bid=i) + ".weight", matrix(kv_dim, n_embd))
-            writer.add_tensor(names[t.ATTN_OUT].format(bid=i) + ".weight", matrix(n_embd, n_embd))
-            writer.add_tensor(names[t.FFN_NORM].format(bid=i) + ".weight", norm(n_embd))
-            writer.add_tensor(names[t.FFN_GATE].format(bid=i) + ".weight", matrix(n_ff, n_embd))
-            writer.add_tensor(names[t.FFN_UP].format(bid=i) + ".weight", matrix(n_ff, n_embd))
-            writer.add_tensor(names[t.FFN_DOWN].format(bid=i) + ".weight", matrix(n_embd, n_ff))
-        writer.add_tensor(names[t.OUTPUT_NORM] + ".weight", norm(n_embd))
-        writer.add_tensor(names[t.OUTPUT] + ".weight", matrix(n_vocab, n_embd))
-
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
+        add_spm_tokenizer(writer, tokens, scores, types, chat_template)
+        add_decoder_tensors(writer, rng, hp, dtype=dtype)
     return path
 
 

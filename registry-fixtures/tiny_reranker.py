@@ -21,6 +21,7 @@ from pathlib import Path
 
 import gguf
 import numpy as np
+from tiny_gguf import gguf_writer
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = range(len(SPECIALS))
@@ -98,9 +99,7 @@ def write_tiny_reranker(
     def ones(n: int) -> np.ndarray:
         return np.ones(n, dtype=np.float32)
 
-    arch = gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.BERT]
-    writer = gguf.GGUFWriter(path, arch)
-    try:
+    with gguf_writer(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.BERT]) as writer:
         writer.add_name(name)
         writer.add_type("model")
         writer.add_file_type(int(gguf.LlamaFileType.ALL_F32))
@@ -156,10 +155,4 @@ def write_tiny_reranker(
         writer.add_tensor(names[t.CLS] + ".bias", vector(n_embd))
         writer.add_tensor(names[t.CLS_OUT] + ".weight", matrix(1, n_embd, scale=1.0))
         writer.add_tensor(names[t.CLS_OUT] + ".bias", vector(1))
-
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
     return path
