@@ -5,6 +5,11 @@ A prompt names its images with Ollama's ``[img-N]`` tags (N indexes the request'
 the projector (an mmproj GGUF), and returns the prompt as the decode loop takes it: text token ids,
 with each image position a negative id derived from the picture's digest (so the same picture in
 the next turn of a chat is found in the KV cache like text), plus the embeddings to decode there.
+
+Most projectors give a picture one position per embedding. M-RoPE ones (Qwen2-VL, Qwen2.5-VL)
+give each embedding a (time, row, column) position and the whole picture ``max(rows, columns)``
+positions of the sequence, so the text after it sits at fewer positions than tokens: an
+:class:`ImageRun` says how many (``n_pos``) and carries the embeddings' positions.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ctypes
+import dataclasses
 import hashlib
 import io
 import os
@@ -50,16 +56,26 @@ _IMAGE_CHUNK = 1  # MTMD_INPUT_CHUNK_TYPE_IMAGE
 
 @dataclass(frozen=True)
 class ImageRun:
-    """One image's place in a prompt: ``n_tokens`` positions from ``start``, and their inputs."""
+    """One image's place in a prompt: ``n_tokens`` tokens from index ``start``, and their inputs.
+    It advances the sequence's position by ``n_pos`` (``n_tokens``, except under M-RoPE)."""
 
     start: int
     n_tokens: int
     embeddings: Any  # a ctypes float array of n_tokens x n_embd
     non_causal: bool  # the model attends to the image all at once (Gemma 3): one batch
+    n_pos: int = 0  # 0: n_tokens
+    # M-RoPE only: llama_pos[4 * n_tokens], section-major (all times, all rows, all columns, the
+    # spare section), already placed where the prompt puts the picture.
+    positions: Any = None
 
     @property
     def end(self) -> int:
         return self.start + self.n_tokens
+
+    @property
+    def position_gap(self) -> int:
+        """How many fewer positions than tokens the picture takes."""
+        return self.n_tokens - self.n_pos if self.n_pos else 0
 
 
 @dataclass(frozen=True)
@@ -133,12 +149,6 @@ class Vision:
 
     def prompt(self, text: str, images: list[bytes], *, add_special: bool) -> VisionPrompt:
         """Tokenize ``text`` with its ``[img-N]`` tags replaced by ``images[N]``."""
-        if self.mrope:
-            raise EngineError(
-                "this model's projector places images with M-RoPE positions (Qwen2-VL style), "
-                "which ocillm's runner does not support yet",
-                status=501,
-            )
         order = [int(n) for n in IMAGE_TAG.findall(text)]
         for n in order:
             if n >= len(images):
@@ -166,6 +176,7 @@ class Vision:
                 raise EngineError(f"the prompt and its images could not be tokenized ({status})")
             tokens: list[int] = []
             runs: list[ImageRun] = []
+            gap = 0  # positions the pictures so far took fewer than their tokens
             digests = iter(hashlib.sha256(p).digest() for p in pictures)
             for i in range(m.mtmd_input_chunks_size(chunks)):
                 chunk = m.mtmd_input_chunks_get(chunks, i)
@@ -178,9 +189,11 @@ class Vision:
                     digest = next(digests)
                     encoded = self._encode(chunk, digest)
                     non_causal = bool(m.mtmd_decode_use_non_causal(self._ctx, chunk))
-                    runs.append(
-                        ImageRun(len(tokens), encoded.n_tokens, encoded.embeddings, non_causal)
-                    )
+                    run = ImageRun(len(tokens), encoded.n_tokens, encoded.embeddings, non_causal)
+                    if self.mrope:
+                        run = self._placed(run, chunk, len(tokens) - gap)
+                        gap += run.position_gap
+                    runs.append(run)
                     tokens.extend(placeholders(digest, encoded.n_tokens))
                 else:
                     raise EngineError("this projector takes audio, which ocillm does not send")
@@ -189,6 +202,23 @@ class Vision:
             m.mtmd_input_chunks_free(chunks)
             for bitmap in bitmaps:
                 m.mtmd_bitmap_free(bitmap)
+
+    def _placed(self, run: ImageRun, chunk: Any, pos_0: int) -> ImageRun:
+        """``run`` with its M-RoPE positions, the picture's first at sequence position ``pos_0``
+        (what the tokens and pictures before it take; the same in every turn of a chat)."""
+        m = self._mtmd
+        image = m.mtmd_input_chunk_get_tokens_image(chunk)
+        n = run.n_tokens
+        each = (m.mtmd_decoder_pos * n)()
+        m.mtmd_helper_image_get_decoder_pos(image, pos_0, each)
+        positions = (ctypes.c_int32 * (4 * n))()
+        for i, pos in enumerate(each):  # the order llama.cpp's own helper writes them in
+            positions[i] = pos.t
+            positions[n + i] = pos.y
+            positions[2 * n + i] = pos.x
+            positions[3 * n + i] = pos.z
+        n_pos = int(m.mtmd_input_chunk_get_n_pos(chunk))
+        return dataclasses.replace(run, n_pos=n_pos, positions=positions)
 
     def _bitmap(self, data: bytes, n: int) -> Any:
         m = self._mtmd
@@ -242,31 +272,55 @@ class ImageBatch:
         self.n_batch = n_batch
         self._n_embd = n_embd
         self._batch = llama_cpp.llama_batch_init(n_batch, n_embd, 1)
+        # The address llama_batch_init gave ``pos``, put back for llama_batch_free (an int: the
+        # pointer object ctypes hands out views the field itself and would follow the swap).
+        self._pos_type = type(self._batch.pos)
+        self._own_pos = ctypes.addressof(self._batch.pos.contents)
+        # M-RoPE: an embedding batch carries 4 positions a row (llama_batch_init makes room for 1).
+        self._mrope_pos = (ctypes.c_int32 * (4 * n_batch))()
 
     def decode(self, run: ImageRun, pos: int, seq_id: int) -> int:
-        """llama_decode's status (0 is success) for the run at positions ``pos`` onwards."""
+        """llama_decode's status (0 is success) for the run at positions ``pos`` onwards (a
+        picture with M-RoPE positions brings its own)."""
         lib, batch, width = self._lib, self._batch, self._n_embd
         row = width * ctypes.sizeof(ctypes.c_float)
         base = ctypes.addressof(run.embeddings)
         if run.non_causal:
             lib.llama_set_causal_attn(self._ctx, False)
+        if run.positions is not None:
+            batch.pos = ctypes.cast(self._mrope_pos, self._pos_type)
         try:
             for first in range(0, run.n_tokens, self.n_batch):
                 n = min(self.n_batch, run.n_tokens - first)
                 ctypes.memmove(batch.embd, base + first * row, n * row)
                 for i in range(n):
-                    batch.pos[i] = pos + first + i
                     batch.n_seq_id[i] = 1
                     batch.seq_id[i][0] = seq_id
                     batch.logits[i] = False
+                if run.positions is None:
+                    for i in range(n):
+                        batch.pos[i] = pos + first + i
+                else:
+                    self._slice_positions(run, first, n)
                 batch.n_tokens = n
                 status = int(lib.llama_decode(self._ctx, batch))
                 if status != 0:
                     return status
             return 0
         finally:
+            batch.pos = ctypes.cast(self._own_pos, self._pos_type)
             if run.non_causal:
                 lib.llama_set_causal_attn(self._ctx, True)
+
+    def _slice_positions(self, run: ImageRun, first: int, n: int) -> None:
+        """Rows ``first`` to ``first + n`` of the run's positions, section-major as a batch of n
+        rows wants them."""
+        size = ctypes.sizeof(ctypes.c_int32)
+        src, dst = ctypes.addressof(run.positions), ctypes.addressof(self._mrope_pos)
+        for section in range(4):
+            ctypes.memmove(
+                dst + section * n * size, src + (section * run.n_tokens + first) * size, n * size
+            )
 
     def close(self) -> None:
         self._lib.llama_batch_free(self._batch)

@@ -81,6 +81,11 @@ class Job:
     def image_at(self, index: int) -> ImageRun | None:
         return next((run for run in self.images if run.start == index), None)
 
+    def position(self, index: int) -> int:
+        """The sequence position of the text token at ``index`` of the prompt and what follows:
+        the index, less what M-RoPE pictures before it take fewer positions than tokens."""
+        return index - sum(run.position_gap for run in self.images if run.end <= index)
+
     def text_until(self, index: int) -> int:
         """Where the prompt's text from ``index`` ends: its next picture, or its end."""
         return next((run.start for run in self.images if run.start >= index), len(self.prompt))
@@ -219,12 +224,13 @@ class DecodeLoop:
         for job in decoding:
             slot = self._slot(job)
             assert job.next_token is not None
-            indices = [self._add(job.next_token, len(slot.tokens), slot, logits=True)]
+            pos = job.position(len(slot.tokens))
+            indices = [self._add(job.next_token, pos, slot, logits=True)]
             slot.tokens.append(job.next_token)
             job.next_token = None
             proposed = drafts.get(id(job), [])
             for j, token in enumerate(proposed):
-                indices.append(self._add(token, len(slot.tokens) + j, slot, logits=True))
+                indices.append(self._add(token, pos + 1 + j, slot, logits=True))
             job.drafted += len(proposed)
             rows.append((job, indices, proposed))
         budget = self.n_batch - batch.n_tokens
@@ -243,8 +249,9 @@ class DecodeLoop:
             end = min(job.text_until(job.evaluated), job.evaluated + budget)
             if end == job.evaluated:
                 continue  # a picture comes next: decoded on its own, next step
+            gap = job.evaluated - job.position(job.evaluated)  # no picture in this chunk
             for i in range(job.evaluated, end):
-                index = self._add(job.prompt[i], i, slot, logits=i == len(job.prompt) - 1)
+                index = self._add(job.prompt[i], i - gap, slot, logits=i == len(job.prompt) - 1)
             slot.tokens.extend(job.prompt[job.evaluated : end])
             budget -= end - job.evaluated
             prompt_tokens += end - job.evaluated
@@ -286,7 +293,7 @@ class DecodeLoop:
             if run is None:
                 continue
             slot = self._slot(job)
-            status = self._images.decode(run, job.evaluated, slot.seq_id)
+            status = self._images.decode(run, job.position(job.evaluated), slot.seq_id)
             self.history.append((run.n_tokens, 1))
             if status != 0:
                 self._forget(slot)
@@ -323,7 +330,8 @@ class DecodeLoop:
                 continue
             break
         if proposed:  # the KV cells of rejected draft tokens (or of all, if the job ended)
-            self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, len(slot.tokens), -1)
+            end = job.position(len(slot.tokens))
+            self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, end, -1)
 
     def _drafts(self, decoding: list[Job]) -> dict[int, list[int]]:
         """Draft tokens for each decoding job that wants them, within the context, the batch
@@ -376,7 +384,9 @@ class DecodeLoop:
             for run in job.images:  # a picture is decoded whole or not at all
                 if run.start < keep < run.end:
                     keep = run.start
-            if not self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, keep, -1):
+            # (The cells from ``keep`` on hold the positions this prompt gives them too: the
+            # same tokens and pictures come before.)
+            if not self._lib.llama_memory_seq_rm(self._memory, slot.seq_id, job.position(keep), -1):
                 self._forget(slot)  # no partial removal (recurrent models): start over
                 keep = 0
             del slot.tokens[keep:]
