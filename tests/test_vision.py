@@ -5,7 +5,6 @@ and ``openai`` clients on an image built from a Modelfile with the projector."""
 
 from __future__ import annotations
 
-import base64
 import re
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import openai
 import pytest
 from server_fixtures import ServerProcess, build_model
 from tiny_mmproj import IMAGE_TOKENS
-from vision_support import png, webp
+from vision_support import b64, png, webp
 
 from ocillm.runner.engine import Engine, EngineConfig, EngineError
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest
@@ -27,10 +26,6 @@ from ocillm.runner.protocol import CompletionChunk, CompletionRequest
 RED, BLUE = png(seed=1), png(seed=2)
 RED_WEBP = webp(seed=1)  # RED's pixels
 GREEDY = {"temperature": 0, "seed": 0, "num_predict": 12}
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +39,7 @@ def engine(tiny_gguf: Path, tiny_mmproj: Path) -> Iterator[Engine]:
 
 def _ask(prompt: str, images: list[bytes], n: int = 12) -> CompletionRequest:
     return CompletionRequest(
-        prompt=prompt, images=[_b64(i) for i in images], temperature=0, num_predict=n, seed=0
+        prompt=prompt, images=[b64(i) for i in images], temperature=0, num_predict=n, seed=0
     )
 
 
@@ -141,7 +136,7 @@ def test_bad_base64_and_token_ids_with_pictures_are_refused(engine: Engine) -> N
     with pytest.raises(EngineError, match="image 0 is not valid base64"):
         engine.complete(CompletionRequest(prompt="[img-0] x", images=["%%%"], **GREEDY))
     with pytest.raises(EngineError, match="not token ids"):
-        engine.complete(CompletionRequest(tokens=[1, 2, 3], images=[_b64(RED)], **GREEDY))
+        engine.complete(CompletionRequest(tokens=[1, 2, 3], images=[b64(RED)], **GREEDY))
 
 
 def test_a_model_without_a_projector_refuses_pictures(tiny_gguf: Path) -> None:
@@ -211,7 +206,7 @@ def test_ollama_chat_reads_the_picture(server: ServerProcess) -> None:
 def test_the_rendered_prompt_tags_the_picture(server: ServerProcess) -> None:
     body = {
         "model": "seer",
-        "messages": [{"role": "user", "content": "describe it", "images": [_b64(RED)]}],
+        "messages": [{"role": "user", "content": "describe it", "images": [b64(RED)]}],
         "_debug_render_only": True,
         "stream": False,
     }
@@ -233,7 +228,7 @@ def test_openai_image_url_parts_are_read(server: ServerProcess) -> None:
                         {"type": "text", "text": "describe it"},
                         {
                             "type": "image_url",
-                            "image_url": {"url": f"data:image/{kind};base64,{_b64(picture)}"},
+                            "image_url": {"url": f"data:image/{kind};base64,{b64(picture)}"},
                         },
                     ],
                 }

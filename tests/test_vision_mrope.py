@@ -23,7 +23,7 @@ import ollama
 import pytest
 import tiny_qwen2vl
 from server_fixtures import ServerProcess, build_model
-from vision_support import png
+from vision_support import b64, png
 
 from ocillm.runner.engine import Engine, EngineConfig
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest
@@ -56,11 +56,9 @@ def engine(qwen2vl: tuple[Path, Path]) -> Iterator[Engine]:
 
 
 def _ask(prompt: str, images: list[bytes]) -> CompletionRequest:
-    import base64
-
     return CompletionRequest(
         prompt=prompt,
-        images=[base64.b64encode(i).decode() for i in images],
+        images=[b64(i) for i in images],
         temperature=0,
         seed=0,
         num_predict=N_PREDICT,

@@ -4,6 +4,7 @@ the same pixels as lossless WebP (written by Pillow)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import random
 import struct
@@ -40,3 +41,8 @@ def webp(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
     out = io.BytesIO()
     Image.frombytes("RGB", (width, height), pixels).save(out, "WEBP", lossless=True)
     return out.getvalue()
+
+
+def b64(data: bytes) -> str:
+    """A picture as a request carries it."""
+    return base64.b64encode(data).decode()
