@@ -55,6 +55,18 @@ def _concurrently(engine: Engine, requests: list[CompletionRequest]) -> list[lis
     return results
 
 
+def _submitted_together(
+    engine: Engine, requests: list[CompletionRequest]
+) -> list[Iterator[CompletionChunk]]:
+    """Every request queued before the loop's next step: on the tiny model a step takes well
+    under a millisecond, so requests merely submitted in a row can miss each other (the first
+    finished before the last was queued, on a loaded machine). The loop waits on this lock
+    before each step."""
+    assert engine._loop is not None
+    with engine._loop._cv:
+        return [engine.complete(r) for r in requests]
+
+
 def test_concurrent_greedy_requests_match_each_alone(engine: Engine) -> None:
     alone = [_text(list(engine.complete(_greedy(p)))) for p in PROMPTS]
     assert len(set(alone)) > 1  # distinct prompts, distinct answers: a leak would show
@@ -63,9 +75,9 @@ def test_concurrent_greedy_requests_match_each_alone(engine: Engine) -> None:
     together = _concurrently(engine, [_greedy(p) for p in PROMPTS])
     assert [_text(c) for c in together] == alone
     assert all(c[-1].done and c[-1].eval_count == 24 for c in together)
-    # Submitted at once (each complete() enqueues before it returns), read one after another.
+    # Submitted at once, read one after another: no stream waits for its reader.
     engine._loop.history.clear()
-    streams = [engine.complete(_greedy(p)) for p in PROMPTS]
+    streams = _submitted_together(engine, [_greedy(p) for p in PROMPTS])
     assert [_text(list(s)) for s in streams] == alone
     # They really shared steps: some decode carried all four sequences.
     assert max(seqs for _, seqs in engine._loop.history) == len(PROMPTS)
@@ -84,7 +96,7 @@ def test_seeded_sampling_is_per_sequence(tiny_gguf: Path) -> None:
     for _ in range(2):
         fresh = Engine(EngineConfig(model=tiny_gguf, n_ctx=256, n_parallel=4, n_batch=64))
         try:
-            streams = [fresh.complete(req(s)) for s in (1, 2, 3)]
+            streams = _submitted_together(fresh, [req(s) for s in (1, 2, 3)])
             runs.append([_text(list(s)) for s in streams])
         finally:
             fresh.close()
@@ -306,7 +318,7 @@ def test_gemma_concurrent_outputs_leave_alone_ones_only_at_near_ties(gemma_gguf:
 
         alone = [entries(list(gemma.complete(req(p)))) for p in GEMMA_PROMPTS]
         # Submitted together before any is read: one deterministic batch shape.
-        streams = [gemma.complete(req(p)) for p in GEMMA_PROMPTS]
+        streams = _submitted_together(gemma, [req(p) for p in GEMMA_PROMPTS])
         together = [entries(list(s)) for s in streams]
         for solo, mixed in zip(alone, together, strict=True):
             at = _first_difference([e.token for e in solo], [e.token for e in mixed])
@@ -326,7 +338,7 @@ def test_gemma_concurrent_outputs_leave_alone_ones_only_at_near_ties(gemma_gguf:
         # Other companions of the same token lengths: the first sequence's numbers are equal.
         others = [gemma.tokenize(p) for p in GEMMA_PROMPTS[1:]]
         swapped = [CompletionRequest(tokens=list(reversed(t)), **_lp_options()) for t in others]
-        streams = [gemma.complete(req(GEMMA_PROMPTS[0])), *(gemma.complete(r) for r in swapped)]
+        streams = _submitted_together(gemma, [req(GEMMA_PROMPTS[0]), *swapped])
         first_again = entries(list(streams[0]))
         for s in streams[1:]:
             list(s)
