@@ -128,9 +128,11 @@ def test_a_long_prompt_is_prefilled_in_chunks_beside_a_running_stream(engine: En
     try:
         running = engine.complete(_greedy("hello", n=200))
         next(running)  # the stream is decoding
-        loop.history.clear()
-        seen.clear()
-        late = list(engine.complete(_greedy(long_prompt, n=4)))
+        with loop._cv:  # its 199 tokens to go outlast the prompt's chunks, however slow we are
+            loop.history.clear()
+            seen.clear()
+            (pending,) = _submitted_together(engine, [_greedy(long_prompt, n=4)])
+        late = list(pending)
         assert late[-1].done
         steps = list(loop.history)
         running.close()
