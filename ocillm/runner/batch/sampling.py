@@ -3,12 +3,19 @@
 The order is llama.cpp's own (``common/sampling.cpp``): grammar, penalties, top-k, typical,
 top-p, min-p, temperature, then a seeded draw (greedy at temperature 0). The penalties sampler is
 kept aside as well, so the prompt's tokens can enter its window without touching the grammar.
+
+Greedy decoding with no grammar and neutral penalties changes no logit, so its token is the first
+largest logit: numpy finds it in a pass over the row, where ``llama_sampler_sample`` first copies
+the whole vocabulary into a candidate array (0.3 ms a row on Gemma's 262,144 tokens, 0.03 ms for
+the pass; each decoding sequence pays it every step, on the loop's one thread).
 """
 
 from __future__ import annotations
 
 import random
 from typing import Any
+
+import numpy as np
 
 from ocillm.runner.protocol import CompletionRequest
 
@@ -29,6 +36,7 @@ class Sampler:
         import llama_cpp
 
         self._lib = llama_cpp
+        self._n_vocab = n_vocab
         params = llama_cpp.llama_sampler_chain_default_params()
         params.no_perf = True
         self._chain = llama_cpp.llama_sampler_chain_init(params)
@@ -46,6 +54,8 @@ class Sampler:
             n_vocab, last_n, req.repeat_penalty, req.frequency_penalty, req.presence_penalty
         )
         add(self._penalties)
+        #: Greedy on the raw logits: the arg-max is the chain's answer (see the module's note).
+        self.argmax = req.temperature <= 0 and not req.grammar and _neutral(req, last_n)
         if req.temperature <= 0:
             add(llama_cpp.llama_sampler_init_greedy())
             return
@@ -68,9 +78,24 @@ class Sampler:
 
     def sample(self, ctx: Any, index: int) -> int:
         """Sample from the logits of batch row ``index`` and accept the token into the chain."""
-        return int(self._lib.llama_sampler_sample(self._chain, ctx, index))
+        if not self.argmax:
+            return int(self._lib.llama_sampler_sample(self._chain, ctx, index))
+        logits = self._lib.llama_get_logits_ith(ctx, index)
+        if not logits:
+            raise RuntimeError(f"llama.cpp has no logits for batch row {index}")
+        # np.argmax takes the first of equal maxima, as llama.cpp's greedy sampler does.
+        token = int(np.ctypeslib.as_array(logits, shape=(self._n_vocab,)).argmax())
+        self._lib.llama_sampler_accept(self._chain, token)  # the penalty window still follows
+        return token
 
     def close(self) -> None:
         if self._chain is not None:
             self._lib.llama_sampler_free(self._chain)  # frees every sampler in the chain
             self._chain = None
+
+
+def _neutral(req: CompletionRequest, last_n: int) -> bool:
+    """Penalties llama.cpp skips, leaving the logits untouched (a value that is neutral only once
+    rounded to 32 bits takes the chain, which gives the same token)."""
+    plain = req.repeat_penalty == 1 and req.frequency_penalty == 0 and req.presence_penalty == 0
+    return last_n == 0 or plain
