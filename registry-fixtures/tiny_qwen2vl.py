@@ -118,6 +118,7 @@ def write_tiny_qwen2vl_text(
     n_ff: int = 128,
     n_vocab: int = 512,
     rope_sections: tuple[int, int, int, int] | None = None,
+    rope_freq_base: float = 1e6,
     name: str = "tiny-qwen2vl",
 ) -> Path:
     """Write the tiny ``qwen2vl`` text model to ``path`` and return the path.
@@ -125,8 +126,10 @@ def write_tiny_qwen2vl_text(
     The vocabulary is ``tiny_gguf.build_vocab(n_vocab)`` (so text tokenizes as with
     ``tiny_gguf.py``'s model) with :data:`VISION_TOKENS` appended at ids ``n_vocab`` and
     ``n_vocab + 1``. ``rope_sections``: the four M-RoPE sections, adding up to half the head
-    dimension (:func:`default_rope_sections` by default). ``file_type``: ``"F32"`` or ``"F16"``
-    for the 2-D weight matrices (norms and biases stay F32).
+    dimension (:func:`default_rope_sections` by default). ``rope_freq_base``: Qwen2-VL's 1e6 turns
+    the height and width pairs of a 16-wide head by thousandths of a radian a position; a small
+    one makes a picture's row and column positions move the logits. ``file_type``: ``"F32"`` or
+    ``"F16"`` for the 2-D weight matrices (norms and biases stay F32).
     """
     if file_type not in FILE_TYPES:
         raise ValueError(f"file_type must be one of {sorted(FILE_TYPES)}, not {file_type!r}")
@@ -139,7 +142,7 @@ def write_tiny_qwen2vl_text(
         n_head,
         n_head_kv,
         n_ff,
-        rope_freq_base=1e6,
+        rope_freq_base=rope_freq_base,
         rms_eps=1e-6,
     )
     sections = rope_sections or default_rope_sections(hp.head_dim)

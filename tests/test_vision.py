@@ -5,6 +5,7 @@ and ``openai`` clients on an image built from a Modelfile with the projector."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import openai
 import pytest
 from server_fixtures import ServerProcess, build_model
 from tiny_mmproj import IMAGE_TOKENS
-from vision_support import b64, png, webp
+from vision_support import b64, beside_a_stream, png, webp
 
 from ocillm.runner.engine import Engine, EngineConfig, EngineError
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest
@@ -108,6 +109,24 @@ def test_a_picture_beside_other_sequences_gives_what_it_gives_alone(engine: Engi
     for t in threads:
         t.join(timeout=120)
     assert results == alone
+
+
+def test_a_picture_arriving_beside_a_stream_is_decoded_in_the_pacers_chunks(
+    engine: Engine,
+) -> None:
+    """A picture is prompt rows like text: while a stream decodes, each step takes the pacer's
+    chunk of it, so the stream never waits for the whole picture; neither output changes."""
+    stream = CompletionRequest(prompt="the registry holds", **{**GREEDY, "num_predict": 120})
+    picture = _ask("look [img-0] what is it", [BLUE])
+    stream_alone, picture_alone = _run(engine, stream)[0], _run(engine, picture)[0]
+    run = beside_a_stream(engine, picture, stream, rows=6)
+    assert (run.stream, "".join(c.content for c in run.chunks)) == (stream_alone, picture_alone)
+    # The picture's rows went in decodes of their own (one sequence), the pacer's six at most.
+    at = [i for i, (tokens, seqs) in enumerate(run.steps) if seqs == 1 and tokens > 1]
+    rows = [run.steps[i][0] for i in at]
+    assert sum(rows) == IMAGE_TOKENS and max(rows) <= 6 and len(rows) >= 3, run.steps
+    # Each step's token batch (the stream's token at least) came between two of them.
+    assert all(b - a >= 2 for a, b in itertools.pairwise(at)), run.steps
 
 
 @pytest.mark.parametrize(

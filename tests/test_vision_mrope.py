@@ -23,7 +23,7 @@ import ollama
 import pytest
 import tiny_qwen2vl
 from server_fixtures import ServerProcess, build_model
-from vision_support import b64, png
+from vision_support import b64, beside_a_stream, png
 
 from ocillm.runner.engine import Engine, EngineConfig
 from ocillm.runner.protocol import CompletionChunk, CompletionRequest
@@ -42,7 +42,9 @@ NEAR_TIE = 0.01
 @pytest.fixture(scope="module")
 def qwen2vl(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     home = tmp_path_factory.mktemp("qwen2vl")
-    model = tiny_qwen2vl.write_tiny_qwen2vl_text(home / "model.gguf")
+    # A small rope base: a picture's rows and columns then move the logits by about 1e-2 where
+    # they are misplaced by one or two (under Qwen2-VL's 1e6, by 1e-3: within the noise).
+    model = tiny_qwen2vl.write_tiny_qwen2vl_text(home / "model.gguf", rope_freq_base=10.0)
     projector = tiny_qwen2vl.write_tiny_qwen2vl_mmproj(home / "mmproj.gguf")
     return model, projector
 
@@ -82,7 +84,10 @@ class Output:
 
 
 def _run(engine: Engine, req: CompletionRequest) -> Output:
-    chunks = list(engine.complete(req))
+    return _run_chunks(list(engine.complete(req)))
+
+
+def _run_chunks(chunks: list[CompletionChunk]) -> Output:
     steps = [lp for c in chunks for lp in c.logprobs or []]
     margins = [s.top_logprobs[0].logprob - s.top_logprobs[1].logprob for s in steps]
     return Output([bytes(s.bytes) for s in steps], margins, chunks[-1])
@@ -236,6 +241,26 @@ def test_pictures_beside_other_sequences_give_llama_cpps_tokens(
         t.join(timeout=120)
     for out, theirs in zip(results, expected, strict=True):
         assert out is not None and out.is_(theirs), (out, theirs)
+
+
+def test_a_picture_split_across_steps_keeps_its_positions(
+    engine: Engine, reference: Reference
+) -> None:
+    """Beside a decoding stream the picture goes in the pacer's chunks of five rows, which cut
+    its 6-wide rows of patches anywhere: each chunk must carry its own rows' positions."""
+    prompt = "a wide one [img-0] and then the words after it"
+    expected = reference.generate(prompt, [WIDE])[0]
+    whole = _run(engine, _ask(prompt, [WIDE]))  # no stream waits: decoded in one piece
+    stream = CompletionRequest(prompt="the registry holds", temperature=0, seed=0, num_predict=120)
+    run = beside_a_stream(engine, _ask(prompt, [WIDE]), stream, rows=5)
+    out = _run_chunks(run.chunks)
+    rows = [tokens for tokens, seqs in run.steps if seqs == 1 and tokens > 1]
+    assert rows == [5, 5, 5, 3], run.steps  # WIDE's 18 embeddings
+    assert out.is_(expected), (out.pieces, expected)
+    # The same logits as in one piece, but for the sums' order (seen: 5e-6; 1e-2 where a
+    # chunk took its first rows' positions).
+    assert out.pieces == whole.pieces
+    assert max(abs(a - b) for a, b in zip(out.margins, whole.margins, strict=True)) < 1e-3
 
 
 def test_ollama_chat_reads_an_m_rope_picture(

@@ -1,6 +1,7 @@
 """Pictures for the vision tests: small PNGs of seeded random pixels, written without an imaging
 library (the format is a signature, a header chunk, zlib-compressed rows and an end chunk), and
-the same pixels as lossless WebP (written by Pillow)."""
+the same pixels as lossless WebP (written by Pillow); and a request run beside a decoding stream
+with the prefill pacer's chunk fixed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import io
 import random
 import struct
 import zlib
+from dataclasses import dataclass
+
+from ocillm.runner.batch.pacing import PrefillPacer
+from ocillm.runner.engine import Engine
+from ocillm.runner.protocol import CompletionChunk, CompletionRequest
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -46,3 +52,47 @@ def webp(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
 def b64(data: bytes) -> str:
     """A picture as a request carries it."""
     return base64.b64encode(data).decode()
+
+
+class _FixedChunks(PrefillPacer):
+    """The same prompt rows every step beside the streams, whatever is measured."""
+
+    def __init__(self, n_batch: int, rows: int) -> None:
+        super().__init__(n_batch)
+        self.rows = rows
+
+    def budget(self, outputs: int) -> int:
+        return self.rows
+
+
+@dataclass
+class BesideAStream:
+    chunks: list[CompletionChunk]  # the request's
+    steps: list[tuple[int, int]]  # the loop's history meanwhile: (rows, sequences) per decode
+    stream: str  # the stream's whole text
+
+
+def beside_a_stream(
+    engine: Engine, req: CompletionRequest, stream: CompletionRequest, *, rows: int
+) -> BesideAStream:
+    """``req`` submitted while ``stream`` decodes, every step taking ``rows`` of its prompt,
+    with nothing cached beforehand (its pictures are decoded anew). ``stream`` must generate
+    long enough to outlast the prompt."""
+    loop = engine._loop
+    assert loop is not None
+    with loop._cv:
+        for slot in loop._slots:
+            loop._forget(slot)
+    real, loop.pacer = loop.pacer, _FixedChunks(loop.n_batch, rows)
+    try:
+        running = engine.complete(stream)
+        first = next(running)  # the stream is decoding
+        with loop._cv:  # submitted before the loop's next step
+            loop.history.clear()
+            pending = engine.complete(req)
+        chunks = list(pending)
+        steps = list(loop.history)
+        text = first.content + "".join(c.content for c in running)
+    finally:
+        loop.pacer = real
+    return BesideAStream(chunks, steps, text)

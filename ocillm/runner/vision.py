@@ -279,9 +279,10 @@ class ImageBatch:
         # M-RoPE: an embedding batch carries 4 positions a row (llama_batch_init makes room for 1).
         self._mrope_pos = (ctypes.c_int32 * (4 * n_batch))()
 
-    def decode(self, run: ImageRun, pos: int, seq_id: int) -> int:
-        """llama_decode's status (0 is success) for the run at positions ``pos`` onwards (a
-        picture with M-RoPE positions brings its own)."""
+    def decode(self, run: ImageRun, pos: int, seq_id: int, first: int, count: int) -> int:
+        """llama_decode's status (0 is success) for rows ``first`` to ``first + count`` of the
+        run placed at positions ``pos`` onwards (a picture with M-RoPE positions brings its
+        own)."""
         lib, batch, width = self._lib, self._batch, self._n_embd
         row = width * ctypes.sizeof(ctypes.c_float)
         base = ctypes.addressof(run.embeddings)
@@ -290,18 +291,18 @@ class ImageBatch:
         if run.positions is not None:
             batch.pos = ctypes.cast(self._mrope_pos, self._pos_type)
         try:
-            for first in range(0, run.n_tokens, self.n_batch):
-                n = min(self.n_batch, run.n_tokens - first)
-                ctypes.memmove(batch.embd, base + first * row, n * row)
+            for offset in range(first, first + count, self.n_batch):
+                n = min(self.n_batch, first + count - offset)
+                ctypes.memmove(batch.embd, base + offset * row, n * row)
                 for i in range(n):
                     batch.n_seq_id[i] = 1
                     batch.seq_id[i][0] = seq_id
                     batch.logits[i] = False
                 if run.positions is None:
                     for i in range(n):
-                        batch.pos[i] = pos + first + i
+                        batch.pos[i] = pos + offset + i
                 else:
-                    self._slice_positions(run, first, n)
+                    self._slice_positions(run, offset, n)
                 batch.n_tokens = n
                 status = int(lib.llama_decode(self._ctx, batch))
                 if status != 0:

@@ -2,7 +2,8 @@
 
 A step's batch carries the next token of every decoding sequence first, then prompt chunks of
 newly admitted ones up to ``n_batch`` tokens in all (chunked prefill), so a long prompt arriving
-stalls the running streams for one chunk at most. Only this thread touches the context; request
+stalls the running streams for one chunk at most. A picture's embeddings are chunked the same
+way, in a decode of their own in the step. Only this thread touches the context; request
 threads enqueue a :class:`Job` and read its chunks from a queue.
 """
 
@@ -78,8 +79,9 @@ class Job:
     t_start: int = 0
     t_first: int = 0
 
-    def image_at(self, index: int) -> ImageRun | None:
-        return next((run for run in self.images if run.start == index), None)
+    def run_at(self, index: int) -> ImageRun | None:
+        """The picture whose rows include prompt index ``index``."""
+        return next((run for run in self.images if run.start <= index < run.end), None)
 
     def position(self, index: int) -> int:
         """The sequence position of the text token at ``index`` of the prompt and what follows:
@@ -87,8 +89,11 @@ class Job:
         return index - sum(run.position_gap for run in self.images if run.end <= index)
 
     def text_until(self, index: int) -> int:
-        """Where the prompt's text from ``index`` ends: its next picture, or its end."""
-        return next((run.start for run in self.images if run.start >= index), len(self.prompt))
+        """Where the prompt's text from ``index`` ends: its next picture (``index`` itself
+        inside one), or its end."""
+        return next(
+            (max(run.start, index) for run in self.images if run.end > index), len(self.prompt)
+        )
 
     def chunks(self, wake: Callable[[], None]) -> Iterator[CompletionChunk]:
         try:
@@ -206,7 +211,6 @@ class DecodeLoop:
         for job in list(self._running):
             if job.abandoned or job.cancelled():
                 self._end(job, None)
-        self._decode_image()
         rows: list[tuple[Job, list[int], list[int]]] = []  # job, batch rows, draft tokens
         batch = self._batch
         batch.n_tokens = 0
@@ -239,7 +243,10 @@ class DecodeLoop:
             # Running streams wait for the whole step: a measured prefill chunk keeps their
             # inter-token gap near its usual size while a long prompt arrives.
             budget = min(budget, self.pacer.budget(outputs))
-        prompt_tokens = 0
+        started = time.perf_counter()
+        prompt_tokens = self._decode_picture(budget if decoding else None)
+        picture_s = time.perf_counter() - started
+        budget -= prompt_tokens
         for job in self._running:
             if budget <= 0:
                 break
@@ -248,7 +255,7 @@ class DecodeLoop:
             slot = self._slot(job)
             end = min(job.text_until(job.evaluated), job.evaluated + budget)
             if end == job.evaluated:
-                continue  # a picture comes next: decoded on its own, next step
+                continue  # a picture comes next: decoded on its own, from next step
             gap = job.evaluated - job.position(job.evaluated)  # no picture in this chunk
             for i in range(job.evaluated, end):
                 index = self._add(job.prompt[i], i - gap, slot, logits=i == len(job.prompt) - 1)
@@ -279,29 +286,38 @@ class DecodeLoop:
             if job.t_first == 0:
                 job.t_first = now
             self._accept(job, indices, proposed)
-        # Timed up to the sampled tokens: a GPU decode returns before it is done.
-        seconds = time.perf_counter() - started
+        # Timed up to the sampled tokens: a GPU decode returns before it is done (and so may
+        # the picture's, whose time then lands here too).
+        seconds = picture_s + time.perf_counter() - started
         self.pacer.observe(len(decoding), outputs, prompt_tokens, seconds)
 
-    def _decode_image(self) -> None:
-        """One picture a step, where a prompt's turn has come to it: its embeddings go in a
-        decode of their own (a batch carries tokens or embeddings, not both)."""
-        if self._images is None:
-            return
+    def _decode_picture(self, limit: int | None) -> int:
+        """Rows of one picture, where a prompt's turn has come to it, in a decode of their own
+        (a batch carries tokens or embeddings, not both): at most ``limit`` while streams are
+        decoding, so the rest go in later steps as a text prompt's chunks do; the whole picture
+        when no stream waits, and always where the model attends to it all at once (Gemma 3).
+        Returns how many rows were decoded."""
+        if self._images is None or (limit is not None and limit <= 0):
+            return 0
         for job in self._running:
-            run = job.image_at(job.evaluated)
+            run = job.run_at(job.evaluated)
             if run is None:
                 continue
+            first = job.evaluated - run.start
+            count = run.n_tokens - first
+            if limit is not None and not run.non_causal:
+                count = min(count, limit)
             slot = self._slot(job)
-            status = self._images.decode(run, job.position(job.evaluated), slot.seq_id)
-            self.history.append((run.n_tokens, 1))
+            status = self._images.decode(run, job.position(run.start), slot.seq_id, first, count)
+            self.history.append((count, 1))
             if status != 0:
                 self._forget(slot)
                 self._end(job, DecodeError(f"llama_decode returned {status} for an image"))
-                return
-            slot.tokens.extend(job.prompt[run.start : run.end])
-            job.evaluated = run.end
-            return
+                return 0
+            slot.tokens.extend(job.prompt[job.evaluated : job.evaluated + count])
+            job.evaluated += count
+            return count
+        return 0
 
     def _accept(self, job: Job, indices: list[int], proposed: list[int]) -> None:
         """Sample each row in turn; a draft token the target samples too is already in the KV
@@ -381,7 +397,8 @@ class DecodeLoop:
             slot.last_used = self._uses
             # At least the prompt's last token is evaluated: its logits give the first sample.
             keep = min(slot.shared_prefix(job.prompt), len(job.prompt) - 1)
-            for run in job.images:  # a picture is decoded whole or not at all
+            for run in job.images:  # a picture is kept whole or not at all (one half decoded
+                # when its request was cancelled is decoded anew)
                 if run.start < keep < run.end:
                     keep = run.start
             # (The cells from ``keep`` on hold the positions this prompt gives them too: the
