@@ -158,7 +158,7 @@ def test_a_client_going_away_stops_the_generation(run: Any, runner: RunnerProces
         run(asyncio.sleep(0.02))  # the stderr reader runs on the loop
     health = run(runner._client.health())
     assert health.slots_busy == 0
-    out = run(runner.complete(CompletionRequest(prompt=PROMPT, num_predict=3)))
+    out = run(runner.complete(CompletionRequest(prompt=PROMPT, num_predict=3, temperature=0)))
     assert out.eval_count == 3
 
 

@@ -19,7 +19,9 @@ def test_real_runners_load_serve_reload_and_unload(tiny_gguf: Path) -> None:
         req = LoadRequest(model_path=tiny_gguf, name="tiny", options=LoadOptions(num_ctx=128))
         async with s.acquire("tiny", req) as runner:
             assert isinstance(runner, RunnerProcess)
-            out = await runner.complete(CompletionRequest(prompt="hello", num_predict=4))
+            out = await runner.complete(
+                CompletionRequest(prompt="hello", num_predict=4, temperature=0)
+            )
             assert out.eval_count == 4
             first_pid = runner.pid
         (row,) = s.ps()
@@ -31,7 +33,9 @@ def test_real_runners_load_serve_reload_and_unload(tiny_gguf: Path) -> None:
         await asyncio.sleep(0.1)
         async with s.acquire("tiny", req) as runner:
             assert runner.pid != first_pid
-            out = await runner.complete(CompletionRequest(prompt="hello", num_predict=2))
+            out = await runner.complete(
+                CompletionRequest(prompt="hello", num_predict=2, temperature=0)
+            )
             assert out.eval_count == 2
             pid = runner.pid
         assert pid is not None

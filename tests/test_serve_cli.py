@@ -164,6 +164,10 @@ def test_interactive_repl(server: ServerProcess) -> None:
         term.expect("/bye")
         term.send("/set parameter num_predict 3")
         term.expect("Set parameter 'num_predict' to '3'")
+        # Greedy, so the random-weight model cannot draw its end token early (CI once drew it
+        # at the second token) and both turns reach num_predict.
+        term.send("/set parameter temperature 0")
+        term.expect("Set parameter 'temperature' to '0'")
         term.send("/set verbose")
         term.expect("Set 'verbose' mode.")
         term.send("hello model")
