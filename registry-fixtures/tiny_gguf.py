@@ -53,8 +53,11 @@ _WORDS_TEXT = (
 _WORDS = _WORDS_TEXT.split()
 
 
-def build_vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
-    """Tokens, scores and token types of a small SPM vocabulary of exactly ``n_vocab`` entries."""
+def build_vocab(
+    n_vocab: int, control: Sequence[str] = ()
+) -> tuple[list[str], list[float], list[int]]:
+    """Tokens, scores and token types of a small SPM vocabulary of exactly ``n_vocab`` entries,
+    then the ``control`` tokens (a vision model's picture markers) at ids ``n_vocab`` onwards."""
     tokens: list[str] = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
     types: list[int] = [
         gguf.TokenType.UNKNOWN,
@@ -104,6 +107,9 @@ def build_vocab(n_vocab: int) -> tuple[list[str], list[float], list[int]]:
             scores.append(float(len(tok)) * 10.0 - i * 0.001)
         else:
             scores.append(0.0)
+    tokens += control
+    scores += [0.0] * len(control)
+    types += [gguf.TokenType.CONTROL] * len(control)
     return tokens, scores, [int(t) for t in types]
 
 

@@ -152,10 +152,7 @@ def write_tiny_qwen2vl_text(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    tokens, scores, types = build_vocab(n_vocab)
-    tokens += VISION_TOKENS
-    scores += [0.0] * len(VISION_TOKENS)
-    types += [int(gguf.TokenType.CONTROL)] * len(VISION_TOKENS)
+    tokens, scores, types = build_vocab(n_vocab, VISION_TOKENS)
     rng = np.random.default_rng(seed)
 
     with gguf_writer(path, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.QWEN2VL]) as writer:

@@ -9,25 +9,29 @@ prompt, two of them, of two shapes, after a cached first turn and beside other s
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import ollama
 import pytest
 import tiny_qwen2vl
+from llama_cpp import mtmd_cpp
 from server_fixtures import ServerProcess, build_model
-from vision_support import b64, beside_a_stream, png
+from vision_support import (
+    Reference,
+    beside_a_stream,
+    greedy_ask,
+    output_of,
+    png,
+    run_request,
+    run_together,
+)
 
 from ocillm.runner.engine import Engine, EngineConfig
-from ocillm.runner.protocol import CompletionChunk, CompletionRequest
-from ocillm.runner.vision import IMAGE_TAG
+from ocillm.runner.protocol import CompletionRequest
 
 SQUARE = png(tiny_qwen2vl.IMAGE_SIZE, tiny_qwen2vl.IMAGE_SIZE, seed=1)  # 4 x 4 merged patches
 OTHER = png(tiny_qwen2vl.IMAGE_SIZE, tiny_qwen2vl.IMAGE_SIZE, seed=2)
@@ -58,116 +62,13 @@ def engine(qwen2vl: tuple[Path, Path]) -> Iterator[Engine]:
 
 
 def _ask(prompt: str, images: list[bytes]) -> CompletionRequest:
-    return CompletionRequest(
-        prompt=prompt,
-        images=[b64(i) for i in images],
-        temperature=0,
-        seed=0,
-        num_predict=N_PREDICT,
-        logprobs=True,
-        top_logprobs=2,
-    )
-
-
-@dataclass
-class Output:
-    pieces: list[bytes]  # the sampled tokens' bytes
-    margins: list[float]  # at each step, how far the best token led the second
-    done: CompletionChunk
-
-    def is_(self, expected: list[bytes]) -> bool:
-        """The same tokens as ``expected``, or the same up to a near-tie it resolved otherwise."""
-        for k, (ours, theirs) in enumerate(zip(self.pieces, expected, strict=False)):
-            if ours != theirs:
-                return self.margins[k] < NEAR_TIE
-        return len(self.pieces) == len(expected)
-
-
-def _run(engine: Engine, req: CompletionRequest) -> Output:
-    return _run_chunks(list(engine.complete(req)))
-
-
-def _run_chunks(chunks: list[CompletionChunk]) -> Output:
-    steps = [lp for c in chunks for lp in c.logprobs or []]
-    margins = [s.top_logprobs[0].logprob - s.top_logprobs[1].logprob for s in steps]
-    return Output([bytes(s.bytes) for s in steps], margins, chunks[-1])
-
-
-class Reference:
-    """The prompt evaluated by llama.cpp's ``mtmd_helper_eval_chunks`` in a context of its own,
-    then greedy tokens by arg-max of the logits, each at the position after the last."""
-
-    def __init__(self, model: Path, projector: Path) -> None:
-        import llama_cpp
-        from llama_cpp import mtmd_cpp
-
-        self._lib, self._mtmd = llama_cpp, mtmd_cpp
-        self.llama = llama_cpp.Llama(
-            model_path=str(model), n_ctx=256, n_batch=64, n_threads=1, verbose=False
-        )
-        params = mtmd_cpp.mtmd_context_params_default()
-        params.use_gpu = False
-        params.warmup = False
-        params.print_timings = False
-        self.ctx = mtmd_cpp.mtmd_init_from_file(
-            str(projector).encode(), self.llama._model.model, params
-        )
-        assert self.ctx and mtmd_cpp.mtmd_decode_use_mrope(self.ctx)
-
-    def close(self) -> None:
-        self._mtmd.mtmd_free(self.ctx)
-        self.llama.close()
-
-    def generate(self, prompt: str, images: list[bytes]) -> tuple[list[bytes], int, int]:
-        """(tokens' bytes, tokens evaluated, positions they took)."""
-        lib, m = self._lib, self._mtmd
-        lctx = self.llama._ctx.ctx
-        lib.llama_memory_clear(lib.llama_get_memory(lctx), True)
-        order = [int(n) for n in IMAGE_TAG.findall(prompt)]
-        text = IMAGE_TAG.sub(m.mtmd_default_marker().decode(), prompt).encode()
-        buffers = [(ctypes.c_uint8 * len(images[n])).from_buffer_copy(images[n]) for n in order]
-        bitmaps = [m.mtmd_helper_bitmap_init_from_buf(self.ctx, b, len(b), False) for b in buffers]
-        chunks = m.mtmd_input_chunks_init()
-        try:
-            spec = m.mtmd_input_text(text, len(text), True, True)
-            arr = (m.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
-            assert m.mtmd_tokenize(self.ctx, chunks, ctypes.byref(spec), arr, len(bitmaps)) == 0
-            n_tokens = int(m.mtmd_helper_get_n_tokens(chunks))
-            n_past = ctypes.c_int32(0)
-            status = m.mtmd_helper_eval_chunks(
-                self.ctx, lctx, chunks, 0, 0, 64, True, ctypes.byref(n_past)
-            )
-            assert status == 0
-        finally:
-            m.mtmd_input_chunks_free(chunks)
-            for bitmap in bitmaps:
-                m.mtmd_bitmap_free(bitmap)
-        positions = pos = n_past.value
-        vocab, n_vocab = self.llama._model.vocab, self.llama.n_vocab()
-        batch = lib.llama_batch_init(1, 0, 1)
-        pieces: list[bytes] = []
-        try:
-            while len(pieces) < N_PREDICT:
-                logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(lctx, -1), (n_vocab,))
-                token = int(np.argmax(logits))
-                if lib.llama_vocab_is_eog(vocab, token):
-                    break
-                buf = ctypes.create_string_buffer(64)
-                n = lib.llama_token_to_piece(vocab, token, buf, len(buf), 0, False)
-                pieces.append(buf.raw[:n])
-                batch.n_tokens = 1
-                batch.token[0], batch.pos[0], batch.n_seq_id[0] = token, pos, 1
-                batch.seq_id[0][0], batch.logits[0] = 0, True
-                assert lib.llama_decode(lctx, batch) == 0
-                pos += 1
-        finally:
-            lib.llama_batch_free(batch)
-        return pieces, n_tokens, positions
+    return greedy_ask(prompt, images, N_PREDICT)
 
 
 @pytest.fixture(scope="module")
 def reference(qwen2vl: tuple[Path, Path]) -> Iterator[Reference]:
-    ref = Reference(*qwen2vl)
+    ref = Reference(*qwen2vl, N_PREDICT)
+    assert mtmd_cpp.mtmd_decode_use_mrope(ref.ctx)
     yield ref
     ref.close()
 
@@ -196,26 +97,29 @@ def test_greedy_tokens_are_llama_cpps_own(
     engine: Engine, reference: Reference, prompt: str, images: list[bytes]
 ) -> None:
     expected, n_tokens, _ = reference.generate(prompt, images)
-    out = _run(engine, _ask(prompt, images))
+    out = run_request(engine, _ask(prompt, images))
     assert out.done.done and out.done.prompt_eval_count == n_tokens
     assert len(expected) >= 4
-    assert out.is_(expected), (out.pieces, expected)
+    assert out.is_(expected, NEAR_TIE), (out.pieces, expected)
 
 
 def test_two_pictures_give_two_answers(engine: Engine) -> None:
     prompt = "look [img-0] what is it"
-    assert _run(engine, _ask(prompt, [SQUARE])).pieces != _run(engine, _ask(prompt, [OTHER])).pieces
+    assert (
+        run_request(engine, _ask(prompt, [SQUARE])).pieces
+        != run_request(engine, _ask(prompt, [OTHER])).pieces
+    )
 
 
 def test_the_next_turn_finds_the_picture_cached_at_its_positions(
     engine: Engine, reference: Reference
 ) -> None:
     first = "a chat [img-0] about a picture"
-    _run(engine, _ask(first, [WIDE]))
+    run_request(engine, _ask(first, [WIDE]))
     second = first + " and a second question about it"
-    out = _run(engine, _ask(second, [WIDE]))
+    out = run_request(engine, _ask(second, [WIDE]))
     assert out.done.prompt_cached > 18  # the text, the picture and the text after it
-    assert out.is_(reference.generate(second, [WIDE])[0])
+    assert out.is_(reference.generate(second, [WIDE])[0], NEAR_TIE)
 
 
 def test_pictures_beside_other_sequences_give_llama_cpps_tokens(
@@ -227,20 +131,9 @@ def test_pictures_beside_other_sequences_give_llama_cpps_tokens(
         ("[img-0] and [img-1] together", [WIDE, OTHER]),
     ]
     expected = [reference.generate(p, i)[0] for p, i in requests]
-    results: list[Output | None] = [None for _ in requests]
-    start = threading.Barrier(len(requests))
-
-    def run(i: int) -> None:
-        start.wait()
-        results[i] = _run(engine, _ask(*requests[i]))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    for out, theirs in zip(results, expected, strict=True):
-        assert out is not None and out.is_(theirs), (out, theirs)
+    outputs = run_together(engine, [_ask(p, i) for p, i in requests])
+    for out, theirs in zip(outputs, expected, strict=True):
+        assert out.is_(theirs, NEAR_TIE), (out, theirs)
 
 
 def test_a_picture_split_across_steps_keeps_its_positions(
@@ -250,13 +143,13 @@ def test_a_picture_split_across_steps_keeps_its_positions(
     its 6-wide rows of patches anywhere: each chunk must carry its own rows' positions."""
     prompt = "a wide one [img-0] and then the words after it"
     expected = reference.generate(prompt, [WIDE])[0]
-    whole = _run(engine, _ask(prompt, [WIDE]))  # no stream waits: decoded in one piece
+    whole = run_request(engine, _ask(prompt, [WIDE]))  # no stream waits: decoded in one piece
     stream = CompletionRequest(prompt="the registry holds", temperature=0, seed=0, num_predict=120)
     run = beside_a_stream(engine, _ask(prompt, [WIDE]), stream, rows=5)
-    out = _run_chunks(run.chunks)
+    out = output_of(run.chunks)
     rows = [tokens for tokens, seqs in run.steps if seqs == 1 and tokens > 1]
     assert rows == [5, 5, 5, 3], run.steps  # WIDE's 18 embeddings
-    assert out.is_(expected), (out.pieces, expected)
+    assert out.is_(expected, NEAR_TIE), (out.pieces, expected)
     # The same logits as in one piece, but for the sums' order (seen: 5e-6; 1e-2 where a
     # chunk took its first rows' positions).
     assert out.pieces == whole.pieces
@@ -292,10 +185,10 @@ def test_a_runner_that_read_an_m_rope_picture_exits_cleanly(qwen2vl: tuple[Path,
     model, projector = qwen2vl
     script = (
         "import sys; from pathlib import Path\n"
-        "from test_vision_mrope import SQUARE, _ask, _run\n"
+        "from test_vision_mrope import SQUARE, _ask\nfrom vision_support import run_request\n"
         "from ocillm.runner.engine import Engine, EngineConfig\n"
         "e = Engine(EngineConfig(model=Path(sys.argv[1]), projector=Path(sys.argv[2]), n_ctx=256, n_batch=8))\n"
-        "assert _run(e, _ask('look [img-0] what is it', [SQUARE])).done.done\n"
+        "assert run_request(e, _ask('look [img-0] what is it', [SQUARE])).done.done\n"
         "e.close()\n"
     )
     here = Path(__file__).parent
