@@ -5,6 +5,9 @@ costs, for several settings, each both ways on the same logits. Part 2: 4 concur
 ``--tokens`` tokens at temperature 0.8, top-k 40, top-p 0.9 (Ollama's defaults), and with
 repeat_penalty 1.1 (a common Modelfile PARAMETER), aggregate tokens/s both ways, the two
 alternating over ``--rounds`` rounds; the ratio is the shortlist's over the whole vocabulary's.
+Part 3: 4 concurrent streams with ``format: json``, greedy and at Ollama's defaults, the grammar
+checking the chain's pick vs the grammar-first chain over the whole vocabulary (as before), and
+how many picks the grammar allowed.
 
     .venv/bin/python bench/bench_sampling.py [--tokens 128] [--rounds 3] [--threads 2]
 """
@@ -26,6 +29,7 @@ from ocillm.runner.batch import sampling
 from ocillm.runner.engine import Engine, EngineConfig
 from ocillm.runner.llama_loader import open_llama
 from ocillm.runner.protocol import CompletionRequest
+from ocillm.server.formats import grammar_for
 
 PROMPTS = [
     "The history of the printing press begins",
@@ -41,6 +45,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "top_k 100, min_p 0.05": DEFAULTS | {"top_k": 100, "min_p": 0.05},
 }
 STREAMED = ["Ollama's defaults", "defaults, repeat_penalty 1.1"]
+JSON_PROMPTS = [
+    f"<start_of_turn>user\nDescribe {thing} as a JSON object.<end_of_turn>\n<start_of_turn>model\n"
+    for thing in ("a cat", "a printing press", "a hash table", "a language course")
+]
 
 
 class WholeVocabulary:
@@ -85,22 +93,55 @@ def row_costs(model: Path, threads: int) -> None:
         llm.close()
 
 
-def streams(engine: Engine, tokens: int, options: dict[str, Any]) -> float:
+class GrammarFirst:
+    """Within it, a grammar runs over the whole vocabulary before the chain, as before."""
+
+    def __enter__(self) -> None:
+        self.real = sampling.Sampler.sample
+        sampling.Sampler.sample = sampling.Sampler.sample_grammar_first  # type: ignore[method-assign]
+
+    def __exit__(self, *_: object) -> None:
+        sampling.Sampler.sample = self.real  # type: ignore[method-assign]
+
+
+class CountChecks:
+    """Within it, counts the picks a grammar allowed and refused."""
+
+    def __enter__(self) -> CountChecks:
+        self.allowed = self.refused = 0
+        self.real = sampling.allows
+
+        def counted(*args: Any) -> bool:
+            ok = self.real(*args)
+            self.allowed += ok
+            self.refused += not ok
+            return ok
+
+        sampling.allows = counted  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        sampling.allows = self.real  # type: ignore[assignment]
+
+
+def streams(
+    engine: Engine, tokens: int, options: dict[str, Any], prompts: list[str] = PROMPTS
+) -> float:
     """Aggregate tokens/s of one stream per prompt, all submitted at once."""
     loop = engine._loop
     assert loop is not None
-    counts = [0] * len(PROMPTS)
+    counts = [0] * len(prompts)
     with loop._cv:  # every one admitted in the same step
         pending = [
             engine.complete(CompletionRequest(prompt=p, seed=i, num_predict=tokens, **options))
-            for i, p in enumerate(PROMPTS)
+            for i, p in enumerate(prompts)
         ]
     start = time.perf_counter()
 
     def read(i: int) -> None:
         counts[i] = list(pending[i])[-1].eval_count
 
-    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(PROMPTS))]
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(prompts))]
     for t in threads:
         t.start()
     for t in threads:
@@ -142,6 +183,25 @@ def main() -> None:
             print(f"    shortlist        {fast:7.1f} tok/s  (rounds: {_rates(fast_rates)})")
             print(f"    whole vocabulary {whole:7.1f} tok/s  (rounds: {_rates(whole_rates)})")
             print(f"    ratio            {fast / whole:7.2f}x")
+        print(
+            f"\nPart 3: {len(JSON_PROMPTS)} concurrent streams x {args.tokens} tokens, format json"
+        )
+        json_grammar = grammar_for("json")
+        for name, options in (("greedy", {"temperature": 0}), ("Ollama's defaults", DEFAULTS)):
+            options = options | {"grammar": json_grammar}
+            checked_rates, first_rates = [], []
+            with CountChecks() as checks:
+                for _ in range(args.rounds):
+                    checked_rates.append(streams(engine, args.tokens, options, JSON_PROMPTS))
+                    with GrammarFirst():
+                        first_rates.append(streams(engine, args.tokens, options, JSON_PROMPTS))
+            fast, whole = statistics.median(checked_rates), statistics.median(first_rates)
+            picks = checks.allowed + checks.refused
+            print(f"  {name}")
+            print(f"    pick checked     {fast:7.1f} tok/s  (rounds: {_rates(checked_rates)})")
+            print(f"    grammar first    {whole:7.1f} tok/s  (rounds: {_rates(first_rates)})")
+            print(f"    ratio            {fast / whole:7.2f}x")
+            print(f"    picks allowed    {checks.allowed}/{picks} = {checks.allowed / picks:.1%}")
     finally:
         engine.close()
 

@@ -64,7 +64,9 @@ OPTIONS = {
 }
 
 
-def _tokens(engine: Engine, req: CompletionRequest) -> tuple[list[tuple[bytes, float]], str]:
+def tokens_from_empty_cache(
+    engine: Engine, req: CompletionRequest
+) -> tuple[list[tuple[bytes, float]], str]:
     """Each sampled token's bytes and log probability, and why it ended, from an empty cache:
     a prompt found there has its last row computed in another batch, which moves a logit by
     1e-4, enough to move a draw across the boundary between two tokens now and then."""
@@ -92,10 +94,10 @@ def _both_ways(
 
     with monkeypatch.context() as m:
         m.setattr(sampling, "sample_from", counted)
-        fast, reason = _tokens(engine, req)
+        fast, reason = tokens_from_empty_cache(engine, req)
     with monkeypatch.context() as m:
         m.setattr(sampling, "shortlist_size", lambda *_: 0)  # the whole vocabulary
-        whole, whole_reason = _tokens(engine, req)
+        whole, whole_reason = tokens_from_empty_cache(engine, req)
     assert reason == whole_reason
     # Every token came from a shortlist (an end-of-generation token too, which is not output).
     assert shortlisted == len(fast) + (reason == "stop")
@@ -149,7 +151,7 @@ def test_the_shortlist_samples_the_chains_tokens_on_gemma(
         ({"temperature": 0.8, "top_k": 0}, 0),  # no top-k: the whole vocabulary
         ({"temperature": 0, "repeat_penalty": 1.1}, 1),
         ({"temperature": 0}, 0),  # the arg-max
-        ({"temperature": 0.8, "grammar": 'root ::= "yes" | "no"'}, 0),
+        ({"temperature": 0.8, "grammar": 'root ::= "yes" | "no"'}, 40),  # it checks the pick
         ({"temperature": 0.8, "top_k": 300}, 0),  # 2 x 300 is more than the tiny vocabulary
         ({"temperature": 0.8, "top_k": 40, "repeat_penalty": 1.1, "repeat_last_n": -1}, 0),
     ],

@@ -50,8 +50,11 @@ def shortlist(logits: np.ndarray, best: int, also: Collection[int] = ()) -> np.n
     return ids
 
 
-def sample_from(lib: Any, chain: Any, logits: np.ndarray, ids: np.ndarray) -> int:
-    """The token ``chain`` selects from the candidates ``ids`` (not yet accepted into it)."""
+def sample_from(
+    lib: Any, chain: Any, logits: np.ndarray, ids: np.ndarray, first: Any = None
+) -> int:
+    """The token ``chain`` selects from the candidates ``ids`` (not yet accepted into it), after
+    the sampler ``first`` (a grammar) where one is given."""
     candidates = np.zeros(ids.shape[0], dtype=TOKEN_DATA)
     candidates["id"] = ids
     candidates["logit"] = logits[ids]
@@ -61,7 +64,24 @@ def sample_from(lib: Any, chain: Any, logits: np.ndarray, ids: np.ndarray) -> in
         selected=-1,
         sorted=False,
     )
+    if first is not None:
+        lib.llama_sampler_apply(first, ctypes.byref(array))
     lib.llama_sampler_apply(chain, ctypes.byref(array))
     if not 0 <= array.selected < array.size:
         raise RuntimeError(f"the sampler chain selected no token ({array.selected})")
     return int(array.data[array.selected].id)
+
+
+def allows(lib: Any, grammar: Any, token: int) -> bool:
+    """Whether the grammar sampler, in its present state, lets ``token`` through (it sets a
+    refused candidate's logit to minus infinity; its state moves only on accept)."""
+    one = np.zeros(1, dtype=TOKEN_DATA)
+    one["id"], one["logit"] = token, 1.0
+    array = lib.llama_token_data_array(
+        data=one.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)),
+        size=1,
+        selected=-1,
+        sorted=False,
+    )
+    lib.llama_sampler_apply(grammar, ctypes.byref(array))
+    return bool(np.isfinite(one["logit"][0]))
